@@ -1,0 +1,76 @@
+"""Config files: find one by name, load it (mmengine's ``Config``), apply overrides."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from mmengine.config import Config
+
+from .registry import BidlError
+
+__all__ = ["Config", "config_roots", "find_config", "list_configs", "load_config"]
+
+_PROJECT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def config_roots() -> list[Path]:
+    """Folders searched for configs: ``$BIDL_CONFIG_PATH`` entries, ./configs, the project's."""
+    roots = [Path(p) for p in os.environ.get("BIDL_CONFIG_PATH", "").split(os.pathsep) if p]
+    roots += [Path.cwd() / "configs", _PROJECT_CONFIGS]
+    unique: list[Path] = []
+    for root in roots:
+        if root.is_dir() and root.resolve() not in [u.resolve() for u in unique]:
+            unique.append(root)
+    return unique
+
+
+def list_configs() -> dict[str, Path]:
+    """Every config file under the config roots, by name (the file's stem)."""
+    found: dict[str, Path] = {}
+    for root in config_roots():
+        for path in sorted(root.rglob("*.py")):
+            if not path.name.startswith("_"):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def find_config(name_or_path: str | os.PathLike) -> Path:
+    """Resolve a config path, or a bare config name such as ``clif3fc3dm_itout-b16x1-digitsdvs``."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".py" and candidate.is_file():
+        return candidate
+    if candidate.is_file():
+        raise BidlError(f"config {str(candidate)!r} is not a Python file; configs are .py files")
+    name = candidate.name.removesuffix(".py")
+    configs = list_configs()
+    if name in configs:
+        return configs[name]
+    close = difflib.get_close_matches(name, configs, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    where = ", ".join(str(r) for r in config_roots()) or "no configs/ folder found"
+    raise BidlError(
+        f"no config named {name!r}{hint}; searched {where}. "
+        f"Give a path to a .py file or a name from `bidl list configs`."
+    )
+
+
+def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> Config:
+    """Load a config by name or path and merge ``--cfg-options`` style overrides (``a.b=c``)."""
+    path = find_config(name_or_path)
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as err:  # syntax errors and bad imports inside the user's file
+        raise BidlError(f"could not read config {str(path)!r}: {err}") from err
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    for part in ("model", "data"):
+        if part not in cfg:
+            raise BidlError(f"config {str(path)!r} has no {part!r} section; see docs/config.md")
+    return cfg
+
+
+def config_name(cfg: Config) -> str:
+    """The config's name: its file's stem (the name ``--config`` takes)."""
+    return Path(cfg.filename).stem if cfg.filename else "config"
