@@ -1,0 +1,100 @@
+"""What ``bidl train`` and ``bidl test`` do, callable from Python."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..config import Config, config_name, load_config
+from ..registry import BidlError
+from .checkpoint import load_weights
+from .dataloader import build_dataloader, seed_everything
+from .evaluation import predict
+from .runner import EpochBasedRunner, autocast_context
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """'cpu', 'cuda', 'cuda:1' or None (CUDA when there is one)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BidlError(f"--device {name}: this machine has no CUDA device; use --device cpu")
+    return device
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    from ..models import build_classifier
+
+    return build_classifier(cfg.model)
+
+
+def build_datasets(cfg: Config, splits=("train", "val")) -> dict:
+    from ..datasets import build_dataset
+
+    return {split: build_dataset(cfg.data[split]) for split in splits if cfg.data.get(split)}
+
+
+def default_work_dir(cfg: Config) -> Path:
+    return Path("work_dirs") / config_name(cfg)
+
+
+def train_model(config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict | None = None,
+          device: str | None = None, seed: int | None = None,
+          deterministic: bool | None = None) -> dict:  # fmt: skip
+    """Train a config; returns the last validation metrics."""
+    cfg = load_config(config, cfg_options)
+    work_dir = Path(work_dir or cfg.get("work_dir") or default_work_dir(cfg))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cfg.work_dir = str(work_dir)
+    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    deterministic = bool(cfg.get("deterministic", False) if deterministic is None else deterministic)
+    cfg.dump(str(work_dir / f"{config_name(cfg)}.py"))
+    seed_everything(seed, deterministic)
+    datasets = build_datasets(cfg)
+    model = build_model(cfg)
+    runner = EpochBasedRunner(cfg, model, datasets, work_dir, resolve_device(device), seed)
+    return runner.run()
+
+
+def find_checkpoint(checkpoint: str | os.PathLike, cfg: Config, work_dir: str | None = None) -> Path:
+    """A path, or a bare file name looked up in the config's work dir (BIDL's habit)."""
+    path = Path(checkpoint)
+    if path.is_file():
+        return path
+    candidate = Path(work_dir or default_work_dir(cfg)) / path.name
+    if candidate.is_file():
+        return candidate
+    raise BidlError(
+        f"checkpoint {str(checkpoint)!r} not found (also looked for {str(candidate)!r}); "
+        f"train first with `bidl train {config_name(cfg)}` or give the checkpoint's path"
+    )
+
+
+def evaluate_checkpoint(config: str | os.PathLike, checkpoint: str | os.PathLike, cfg_options: dict | None = None,
+         device: str | None = None, work_dir: str | None = None, split: str = "test",
+         out: str | None = None) -> dict:  # fmt: skip
+    """Evaluate a checkpoint on the test split: top-1, top-5, samples/s, ms per sample."""
+    cfg = load_config(config, cfg_options)
+    dev = resolve_device(device)
+    ckpt = find_checkpoint(checkpoint, cfg, work_dir)
+    dataset = build_datasets(cfg, (split,))[split]
+    model = build_model(cfg).to(dev)
+    load_weights(model, ckpt, map_location=dev)
+    loader = build_dataloader(dataset, int(cfg.data.samples_per_gpu),
+                              int(cfg.data.get("workers_per_gpu", 0)))  # fmt: skip
+    scores, seconds = predict(model, loader, dev, autocast_context(cfg.get("fp16"), dev))
+    options = (cfg.get("evaluation") or {}).get("metric_options") or {"topk": (1, 5)}
+    metrics = dataset.evaluate(scores, metric_options=options)
+    metrics.update(
+        samples=len(dataset),
+        samples_per_s=len(dataset) / seconds,
+        ms_per_sample=1000.0 * seconds / len(dataset),
+        checkpoint=str(ckpt),
+    )
+    if out:
+        Path(out).write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,33 @@
+"""Run a model over a data loader and score it."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+def move_batch(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader, device: torch.device, autocast=None,
+            desc: str = "test") -> tuple[np.ndarray, float]:  # fmt: skip
+    """Class probabilities for every sample of ``loader`` ``[N, classes]``, and the seconds
+    spent in the model (data loading excluded)."""
+    model.eval()
+    scores, model_seconds = [], 0.0
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
+        batch = move_batch(batch, device)
+        start = time.perf_counter()
+        with autocast or nullcontext():
+            probs = model(batch["img"], return_loss=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        model_seconds += time.perf_counter() - start
+        scores.append(probs.float().cpu())
+    return torch.cat(scores).numpy(), model_seconds

@@ -1,0 +1,218 @@
+"""The epoch-based training loop: train, validate, checkpoint, log. Readable in one sitting."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..config import Config, config_name
+from ..registry import BidlError
+from .checkpoint import load_checkpoint, load_weights, rng_states, save_checkpoint, set_rng_states
+from .dataloader import build_dataloader
+from .evaluation import move_batch, predict
+from .lr_schedule import LrSchedule
+from .optimizer import build_optimizer
+
+logger = logging.getLogger("bidl")
+
+
+class NonFiniteLossError(BidlError):
+    """The loss became NaN or infinite."""
+
+
+def autocast_context(fp16: dict | None, device: torch.device):
+    """``fp16=dict(...)`` in a config turns on mixed precision: bf16 unless it names float16."""
+    if not fp16:
+        return None
+    dtype = getattr(torch, str(fp16.get("dtype", "bfloat16")))
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class EpochBasedRunner:
+    """Train ``model`` on ``cfg.data.train`` for ``cfg.runner.max_epochs`` epochs, validating on
+    ``cfg.data.val``; write logs and checkpoints to ``work_dir``."""
+
+    def __init__(self, cfg: Config, model: torch.nn.Module, datasets: dict, work_dir: str | Path,
+                 device: torch.device, seed: int = 0):  # fmt: skip
+        self.cfg = cfg
+        self.model = model.to(device)
+        self.device = device
+        self.seed = seed
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.train_set, self.val_set = datasets["train"], datasets.get("val")
+        self.samples_per_gpu = int(cfg.data.samples_per_gpu)
+        self.workers = int(cfg.data.get("workers_per_gpu", 0))
+        self.max_epochs = int((cfg.get("runner") or {}).get("max_epochs", cfg.get("total_epochs", 1)))
+        self.iters_per_epoch = max(1, len(self.train_set) // self.samples_per_gpu)
+        self.optimizer = build_optimizer(model, cfg.optimizer)
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.schedule = LrSchedule(cfg.get("lr_config"), self.max_epochs, self.iters_per_epoch)
+        self.grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
+        self.autocast = autocast_context(cfg.get("fp16"), device)
+        use_scaler = self.autocast is not None and self.autocast.fast_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+        self.log_interval = int((cfg.get("log_config") or {}).get("interval", 50))
+        self.ckpt_cfg = dict(cfg.get("checkpoint_config") or {"interval": 1})
+        self.eval_cfg = dict(cfg.get("evaluation") or {"interval": 1})
+        self.epoch, self.iter, self.best_top1 = 0, 0, -math.inf
+        self.log_json = self.work_dir / "log.json"
+        self.config_text = cfg.pretty_text  # formatted once: saved in every checkpoint
+        self._setup_text_log()
+
+    # ------------------------------------------------------------------ set-up
+    def _setup_text_log(self) -> None:
+        handler = logging.FileHandler(self.work_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+        self._log_handler = handler
+        logger.addHandler(handler)
+        logger.setLevel(self.cfg.get("log_level", "INFO"))
+
+    def write_json(self, record: dict) -> None:
+        with open(self.log_json, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def load_or_resume(self) -> None:
+        if self.cfg.get("resume_from"):
+            self.resume(self.cfg.resume_from)
+        elif self.cfg.get("load_from"):
+            load_weights(self.model, self.cfg.load_from, map_location=self.device)
+            logger.info("loaded weights from %s", self.cfg.load_from)
+
+    def resume(self, path) -> None:
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        load_weights(self.model, path, map_location=self.device)
+        meta = checkpoint["meta"]
+        if "optimizer" in checkpoint:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scaler is not None and "scaler" in checkpoint:
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch, self.iter = int(meta.get("epoch", 0)), int(meta.get("iter", 0))
+        self.best_top1 = float(meta.get("best_top1", -math.inf))
+        if "rng" in meta:
+            set_rng_states(meta["rng"])
+        logger.info("resumed from %s at epoch %d, iteration %d", path, self.epoch, self.iter)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict:
+        self.load_or_resume()
+        self.write_json({"mode": "meta", "config": config_name(self.cfg), "seed": self.seed,
+                         "max_epochs": self.max_epochs, "torch": torch.__version__})  # fmt: skip
+        logger.info("training %s for %d epochs on %s", config_name(self.cfg), self.max_epochs,
+                    self.device)  # fmt: skip
+        metrics: dict = {}
+        try:
+            while self.epoch < self.max_epochs:
+                self.train_epoch()
+                self.epoch += 1
+                if self.val_set is not None and self.epoch % self.eval_cfg.get("interval", 1) == 0:
+                    metrics = self.validate()
+                self.save_checkpoints(metrics)
+        finally:
+            logger.removeHandler(self._log_handler)
+            self._log_handler.close()
+        return metrics
+
+    def train_epoch(self) -> None:
+        self.model.train()
+        loader = build_dataloader(self.train_set, self.samples_per_gpu, self.workers, shuffle=True,
+                                  seed=self.seed, epoch=self.epoch, drop_last=True)  # fmt: skip
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.max_epochs}", disable=None,
+                   unit="it", leave=False)  # fmt: skip
+        start = time.perf_counter()
+        for inner, batch in enumerate(bar):
+            lrs = self.set_lr()
+            losses = self.train_step(move_batch(batch, self.device), inner)
+            self.iter += 1
+            bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lrs[0]:.2e}")
+            if (inner + 1) % self.log_interval == 0 or inner + 1 == len(loader):
+                elapsed = time.perf_counter() - start
+                record = {"mode": "train", "epoch": self.epoch + 1, "iter": inner + 1,
+                          "lr": lrs[0], "time": elapsed / (inner + 1), **losses}  # fmt: skip
+                self.write_json(record)
+                logger.info("Epoch [%d][%d/%d] lr: %.3e, %s", self.epoch + 1, inner + 1,
+                            len(loader), lrs[0], _format(losses))  # fmt: skip
+        bar.close()
+
+    def set_lr(self) -> list[float]:
+        lrs = [self.schedule.lr(base, self.epoch, self.iter) for base in self.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        return lrs
+
+    def train_step(self, batch: dict, inner: int) -> dict:
+        with self.autocast or nullcontext():
+            losses = self.model(batch["img"], batch["gt_label"])
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at epoch {self.epoch + 1}, iteration {inner + 1}; "
+                f"lower the lr, add optimizer_config.grad_clip, or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return _scalars(losses)
+
+    def validate(self) -> dict:
+        loader = build_dataloader(self.val_set, self.samples_per_gpu, self.workers,
+                                  seed=self.seed, epoch=self.epoch)  # fmt: skip
+        scores, _ = predict(self.model, loader, self.device, self.autocast, desc="val")
+        options = self.eval_cfg.get("metric_options") or {"topk": (1, 5)}
+        metrics = self.val_set.evaluate(scores, metric_options=options)
+        self.write_json({"mode": "val", "epoch": self.epoch, "iter": self.iter, **metrics})
+        logger.info("Epoch(val) [%d] %s", self.epoch, _format(metrics))
+        return metrics
+
+    def save_checkpoints(self, metrics: dict) -> None:
+        top1 = metrics.get("accuracy_top-1", -math.inf)
+        improved = math.isfinite(top1) and top1 > self.best_top1
+        if improved:
+            self.best_top1 = top1
+        meta = {"epoch": self.epoch, "iter": self.iter, "best_top1": self.best_top1,
+                "config": self.config_text, "rng": rng_states(), "metrics": metrics}  # fmt: skip
+        save = dict(model=self.model, optimizer=self.optimizer, meta=meta, scaler=self.scaler)
+        interval = self.ckpt_cfg.get("interval", 1)
+        if interval > 0 and (self.epoch % interval == 0 or self.epoch == self.max_epochs):
+            save_checkpoint(self.work_dir / f"epoch_{self.epoch}.pth", **save)
+            self.drop_old_checkpoints()
+        save_checkpoint(self.work_dir / "latest.pth", **save)
+        if improved:
+            save_checkpoint(self.work_dir / "best.pth", **save)
+
+    def drop_old_checkpoints(self) -> None:
+        keep = self.ckpt_cfg.get("max_keep_ckpts", -1)
+        if keep > 0:
+            for old in range(self.epoch - keep * self.ckpt_cfg.get("interval", 1), 0, -1):
+                (self.work_dir / f"epoch_{old}.pth").unlink(missing_ok=True)
+
+
+def _scalars(losses: dict) -> dict:
+    flat = {}
+    for key, value in losses.items():
+        if isinstance(value, dict):
+            flat.update({k: float(v) for k, v in value.items()})
+        else:
+            flat[key] = float(value)
+    return flat
+
+
+def _format(values: dict) -> str:
+    return ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in values.items())
