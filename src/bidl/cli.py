@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("dataset", choices=["digits_dvs"])
     data.add_argument("--root", default="data/digits_dvs", help="cache folder to write")
     data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--size", type=int, default=34, help="sensor width and height in pixels")
     data.add_argument("--overwrite", action="store_true", help="regenerate even if the cache is valid")
     return parser
 
@@ -115,7 +116,8 @@ def cmd_list(args) -> None:
 def cmd_data(args) -> None:
     from .datasets.digits_dvs import prepare_digits_dvs
 
-    path = prepare_digits_dvs(args.root, seed=args.seed, overwrite=args.overwrite)
+    path = prepare_digits_dvs(args.root, seed=args.seed, size=args.size, overwrite=args.overwrite,
+                              verbose=True)  # fmt: skip
     print(f"DigitsDVS cache ready in {path}")
 
 

@@ -80,7 +80,7 @@ class BaseDataset(Dataset, metaclass=ABCMeta):
             raise BidlError(
                 f"evaluate got {scores.shape[0]} results for {labels.shape[0]} samples"
             )
-        return {f"accuracy_top-{k}": v for k, v in zip(topk, topk_accuracy(scores, labels, topk))}
+        return {f"accuracy_top-{k}": v for k, v in zip(topk, topk_accuracy(scores, labels, topk), strict=True)}
 
     @staticmethod
     def require_folder(path: str | Path, dataset: str, layout: str, prepare: str) -> Path:

@@ -210,7 +210,7 @@ def _scalars(losses: dict) -> dict:
         if isinstance(value, dict):
             flat.update({k: float(v) for k, v in value.items()})
         else:
-            flat[key] = float(value)
+            flat[key] = float(value.detach()) if torch.is_tensor(value) else float(value)
     return flat
 
 
