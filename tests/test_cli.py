@@ -84,3 +84,14 @@ def test_bidl_tools_scripts_train_and_test(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, env=TESTS_ON_PATH)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "top-1:" in result.stdout
+
+
+def test_data_prepare_writes_a_cache_the_dataset_trusts(tmp_path, capsys):
+    from bidl.datasets.digits_dvs import DigitsDVS
+
+    root = tmp_path / "digits"
+    assert main(["data", "prepare", "digits_dvs", "--root", str(root)]) == 0
+    assert f"DigitsDVS cache ready in {root}" in capsys.readouterr().out
+    dataset = DigitsDVS(data_prefix=str(root), timesteps=4, auto_prepare=False, test_mode=True)
+    assert len(dataset) == 360
+    assert dataset[0]["img"].shape == (4, 2, 34, 34)

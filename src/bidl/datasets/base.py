@@ -101,4 +101,4 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, topk=(1,)) -> list
     maxk = min(max(topk), scores.shape[1])
     ranked = scores.topk(maxk, dim=1).indices
     hits = ranked.eq(labels.view(-1, 1))
-    return [hits[:, : min(k, maxk)].any(dim=1).float().mean().item() * 100.0 for k in topk]
+    return [hits[:, : min(k, maxk)].any(dim=1).double().mean().item() * 100.0 for k in topk]
