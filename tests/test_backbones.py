@@ -4,7 +4,10 @@ import torch
 from bidl.models import build_classifier
 from bidl.registry import BACKBONES, BidlError, build
 
-EIM_IIM_PAIRS = [("SeqClif3Fc3DmItout", "SeqClif3Fc3DmIt"), ("SeqClif5Fc2DmItout", "SeqClif5Fc2DmIt")]
+EIM_IIM_PAIRS = [
+    ("SeqClif3Fc3DmItout", "SeqClif3Fc3DmIt"),
+    ("SeqClif5Fc2DmItout", "SeqClif5Fc2DmIt"),
+]
 
 
 def make_pair(eim: str, iim: str, **kwargs):
@@ -88,18 +91,36 @@ def test_missing_time_axis_is_reported():
 
 
 def test_analog_mode_and_channel_share_build_and_run():
-    model = build(dict(type="SeqClif3Fc3DmIt", timestep=2, c0=2, h0=16, w0=16, nclass=4,
-                       cmode="analog", soma_params="channel_share", amode="sum"), BACKBONES)  # fmt: skip
+    model = build(
+        dict(
+            type="SeqClif3Fc3DmIt",
+            timestep=2,
+            c0=2,
+            h0=16,
+            w0=16,
+            nclass=4,
+            cmode="analog",
+            soma_params="channel_share",
+            amode="sum",
+        ),
+        BACKBONES,
+    )
     assert model(spikes(batch=2, steps=2)).shape == (2, 4)
 
 
 def test_classifier_returns_losses_in_training_and_probabilities_in_test():
-    model = build_classifier(dict(
-        type="ImageClassifier",
-        backbone=dict(type="SeqClif3Fc3DmItout", timestep=4, c0=2, h0=16, w0=16, nclass=5),
-        head=dict(type="ClsHead", loss=dict(type="LabelSmoothLoss", label_smooth_val=0.1),
-                  topk=(1, 5), cal_acc=True),
-    ))  # fmt: skip
+    model = build_classifier(
+        dict(
+            type="ImageClassifier",
+            backbone=dict(type="SeqClif3Fc3DmItout", timestep=4, c0=2, h0=16, w0=16, nclass=5),
+            head=dict(
+                type="ClsHead",
+                loss=dict(type="LabelSmoothLoss", label_smooth_val=0.1),
+                topk=(1, 5),
+                cal_acc=True,
+            ),
+        )
+    )
     losses = model(spikes(), torch.tensor([0, 1, 2]))
     assert losses["loss"].ndim == 0 and losses["loss"].requires_grad
     assert set(losses["accuracy"]) == {"top-1", "top-5"}
@@ -109,7 +130,8 @@ def test_classifier_returns_losses_in_training_and_probabilities_in_test():
 
 
 def test_training_forward_without_labels_is_reported():
-    model = build_classifier(dict(type="ImageClassifier",
-                                  backbone=dict(type="SeqClif3Fc3DmItout", h0=16, w0=16)))  # fmt: skip
+    model = build_classifier(
+        dict(type="ImageClassifier", backbone=dict(type="SeqClif3Fc3DmItout", h0=16, w0=16))
+    )
     with pytest.raises(BidlError, match="needs gt_label"):
         model(spikes(), return_loss=True)

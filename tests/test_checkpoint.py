@@ -71,5 +71,7 @@ def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
 
 def test_weights_of_another_model_are_refused_with_the_keys(tmp_path):
     save_checkpoint(tmp_path / "c.pth", torch.nn.Linear(4, 4))
-    with pytest.raises(CheckpointError, match="(?s)does not fit this model.*size mismatch for weight"):
+    with pytest.raises(
+        CheckpointError, match="(?s)does not fit this model.*size mismatch for weight"
+    ):
         load_weights(torch.nn.Linear(4, 5), tmp_path / "c.pth")

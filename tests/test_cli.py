@@ -17,12 +17,29 @@ TESTS_ON_PATH = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
 def test_train_then_test_through_the_cli(tmp_path, capsys):
     config = write_tiny_config(tmp_path)
     work_dir = tmp_path / "work"
-    assert main(["train", str(config), "--work-dir", str(work_dir), "--device", "cpu",
-                 "--cfg-options", "runner.max_epochs=2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--work-dir",
+                str(work_dir),
+                "--device",
+                "cpu",
+                "--cfg-options",
+                "runner.max_epochs=2",
+            ]
+        )
+        == 0
+    )
     assert "final validation: accuracy_top-1" in capsys.readouterr().out
     out_json = tmp_path / "metrics.json"
-    assert main(["test", str(config), "latest.pth", "--work-dir", str(work_dir),
-                 "--out", str(out_json)]) == 0  # fmt: skip
+    assert (
+        main(
+            ["test", str(config), "latest.pth", "--work-dir", str(work_dir), "--out", str(out_json)]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     metrics = json.loads(out_json.read_text())
     last_val = [json.loads(line) for line in (work_dir / "log.json").read_text().splitlines()][-1]
@@ -41,8 +58,16 @@ def test_missing_config_name_is_one_clear_line(capsys):
 
 def test_unknown_backbone_in_a_config_is_reported(tmp_path, capsys):
     config = write_tiny_config(tmp_path)
-    code = main(["train", str(config), "--work-dir", str(tmp_path / "w"),
-                 "--cfg-options", "model.backbone.type=SeqClif3Fc3DmItoutt"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(config),
+            "--work-dir",
+            str(tmp_path / "w"),
+            "--cfg-options",
+            "model.backbone.type=SeqClif3Fc3DmItoutt",
+        ]
+    )
     assert code == 1
     assert "unknown backbone 'SeqClif3Fc3DmItoutt' (did you mean 'SeqClif3Fc3DmItout'" in (
         capsys.readouterr().err
@@ -58,7 +83,12 @@ def test_missing_checkpoint_names_where_it_looked(tmp_path, capsys):
 def test_list_shows_registered_names_and_configs(capsys):
     main(["list", "models"])
     models = capsys.readouterr().out.split()
-    assert {"SeqClif3Fc3DmItout", "SeqClif3Fc3DmIt", "SeqClif5Fc2DmItout", "SeqClif5Fc2DmIt"} <= set(models)
+    assert {
+        "SeqClif3Fc3DmItout",
+        "SeqClif3Fc3DmIt",
+        "SeqClif5Fc2DmItout",
+        "SeqClif5Fc2DmIt",
+    } <= set(models)
     main(["list", "datasets"])
     assert "DigitsDVS" in capsys.readouterr().out.split()
     main(["list", "configs"])
@@ -67,21 +97,54 @@ def test_list_shows_registered_names_and_configs(capsys):
 
 def test_every_subcommand_has_help_with_an_example():
     for command in ("train", "test", "list", "data"):
-        result = subprocess.run([sys.executable, "-m", "bidl.cli", command, "--help"],
-                                capture_output=True, text=True, check=True)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "bidl.cli", command, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert "example:" in result.stdout, command
 
 
 def test_bidl_tools_scripts_train_and_test(tmp_path):
     config = write_tiny_config(tmp_path)
     work_dir = tmp_path / "work"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--config", str(config),
-                    "--work-dir", str(work_dir), "--cfg-options", "runner.max_epochs=1"],
-                   check=True, capture_output=True, cwd=tmp_path, env=TESTS_ON_PATH)  # fmt: skip
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), "--config", str(config),
-                             "--checkpoint", "latest.pth", "--work-dir", str(work_dir),
-                             "--use_lyngor", "0", "--use_legacy", "0"],
-                            capture_output=True, text=True, cwd=tmp_path, env=TESTS_ON_PATH)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "train.py"),
+            "--config",
+            str(config),
+            "--work-dir",
+            str(work_dir),
+            "--cfg-options",
+            "runner.max_epochs=1",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+        env=TESTS_ON_PATH,
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "test.py"),
+            "--config",
+            str(config),
+            "--checkpoint",
+            "latest.pth",
+            "--work-dir",
+            str(work_dir),
+            "--use_lyngor",
+            "0",
+            "--use_legacy",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=TESTS_ON_PATH,
+    )
     assert result.returncode == 0, result.stderr
     assert "top-1:" in result.stdout
 

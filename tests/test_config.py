@@ -36,9 +36,20 @@ def test_cfg_options_override_nested_keys():
 
 def test_main_config_has_bidl_sections():
     cfg = load_config(MAIN)
-    for key in ("model", "data", "optimizer", "optimizer_config", "lr_config", "runner",
-                "checkpoint_config", "log_config", "dist_params", "log_level", "load_from",
-                "resume_from"):  # fmt: skip
+    for key in (
+        "model",
+        "data",
+        "optimizer",
+        "optimizer_config",
+        "lr_config",
+        "runner",
+        "checkpoint_config",
+        "log_config",
+        "dist_params",
+        "log_level",
+        "load_from",
+        "resume_from",
+    ):
         assert key in cfg, key
     assert cfg.model.backbone.type == "SeqClif3Fc3DmItout"
 

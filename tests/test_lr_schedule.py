@@ -7,7 +7,9 @@ from bidl.registry import BidlError
 
 
 def test_cosine_annealing_goes_from_base_to_min_lr():
-    schedule = LrSchedule(dict(policy="CosineAnnealing", min_lr=0.01), max_epochs=10, iters_per_epoch=5)
+    schedule = LrSchedule(
+        dict(policy="CosineAnnealing", min_lr=0.01), max_epochs=10, iters_per_epoch=5
+    )
     assert schedule.lr(1.0, 0, 0) == pytest.approx(1.0)
     assert schedule.lr(1.0, 5, 25) == pytest.approx(0.505)
     assert schedule.lr(1.0, 10, 50) == pytest.approx(0.01)
@@ -31,7 +33,9 @@ def test_multistep_milestones():
 
 
 def test_linear_warmup_starts_at_ratio_and_reaches_regular_lr():
-    schedule = LrSchedule(dict(policy="Fixed", warmup="linear", warmup_iters=10, warmup_ratio=0.1), 1, 100)
+    schedule = LrSchedule(
+        dict(policy="Fixed", warmup="linear", warmup_iters=10, warmup_ratio=0.1), 1, 100
+    )
     assert schedule.lr(2.0, 0, 0) == pytest.approx(0.2)
     assert schedule.lr(2.0, 0, 5) == pytest.approx(2.0 * (1 - 0.5 * 0.9))
     assert schedule.lr(2.0, 0, 10) == pytest.approx(2.0)

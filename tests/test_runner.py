@@ -24,8 +24,16 @@ def test_training_writes_logs_checkpoints_and_config(tiny_config, tmp_path):
     work_dir = tmp_path / "work"
     metrics = train_model(tiny_config, work_dir=str(work_dir))
     names = {p.name for p in work_dir.iterdir()}
-    assert {"train.log", "log.json", "epoch_1.pth", "epoch_2.pth", "epoch_3.pth", "latest.pth",
-            "best.pth", "tiny-b8x0-blinks.py"} <= names  # fmt: skip
+    assert {
+        "train.log",
+        "log.json",
+        "epoch_1.pth",
+        "epoch_2.pth",
+        "epoch_3.pth",
+        "latest.pth",
+        "best.pth",
+        "tiny-b8x0-blinks.py",
+    } <= names
     records = [json.loads(line) for line in (work_dir / "log.json").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["mode"] == "val"] == [1, 2, 3]
     train_records = [r for r in records if r["mode"] == "train"]
@@ -48,9 +56,16 @@ def test_best_checkpoint_holds_the_best_validation_epoch(tiny_config, tmp_path):
 def test_resumed_run_ends_with_the_same_weights(tmp_path, workers):
     config = write_tiny_config(tmp_path, workers=workers)
     train_model(config, work_dir=str(tmp_path / "full"), deterministic=True)
-    train_model(config, work_dir=str(tmp_path / "resumed"), deterministic=True,
-                cfg_options={"resume_from": str(tmp_path / "full" / "epoch_1.pth")})  # fmt: skip
-    full, resumed = weights(tmp_path / "full" / "latest.pth"), weights(tmp_path / "resumed" / "latest.pth")
+    train_model(
+        config,
+        work_dir=str(tmp_path / "resumed"),
+        deterministic=True,
+        cfg_options={"resume_from": str(tmp_path / "full" / "epoch_1.pth")},
+    )
+    full, resumed = (
+        weights(tmp_path / "full" / "latest.pth"),
+        weights(tmp_path / "resumed" / "latest.pth"),
+    )
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
@@ -59,16 +74,22 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, workers):
 def test_load_from_starts_at_epoch_zero_with_given_weights(tiny_config, tmp_path):
     train_model(tiny_config, work_dir=str(tmp_path / "a"), cfg_options={"runner.max_epochs": 1})
     start = tmp_path / "a" / "latest.pth"
-    train_model(tiny_config, work_dir=str(tmp_path / "b"),
-                cfg_options={"runner.max_epochs": 1, "load_from": str(start)})  # fmt: skip
+    train_model(
+        tiny_config,
+        work_dir=str(tmp_path / "b"),
+        cfg_options={"runner.max_epochs": 1, "load_from": str(start)},
+    )
     records = [json.loads(line) for line in (tmp_path / "b" / "log.json").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["mode"] == "val"] == [1]
 
 
 def test_nan_loss_stops_training_naming_epoch_and_iteration(tiny_config, tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 1, iteration 1"):
-        train_model(tiny_config, work_dir=str(tmp_path / "w"),
-                    cfg_options={"model.head.loss": {"type": "AlwaysNanLoss"}})  # fmt: skip
+        train_model(
+            tiny_config,
+            work_dir=str(tmp_path / "w"),
+            cfg_options={"model.head.loss": {"type": "AlwaysNanLoss"}},
+        )
     assert not (tmp_path / "w" / "best.pth").exists()
 
 
@@ -76,4 +97,6 @@ def test_unknown_optimizer_is_reported(tiny_config, tmp_path):
     from bidl.registry import BidlError
 
     with pytest.raises(BidlError, match=r"unknown optimizer 'Adma' \(did you mean .*'Adam'"):
-        train_model(tiny_config, work_dir=str(tmp_path / "w"), cfg_options={"optimizer.type": "Adma"})
+        train_model(
+            tiny_config, work_dir=str(tmp_path / "w"), cfg_options={"optimizer.type": "Adma"}
+        )

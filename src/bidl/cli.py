@@ -29,9 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f".commands.{module_name}", __package__)
         sub = subparsers.add_parser(
-            name, help=module.HELP, description=module.HELP,
-            epilog=f"example:\n  {module.EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter,
-        )  # fmt: skip
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=f"example:\n  {module.EXAMPLE}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.set_defaults(run=module.run)
         module.add_arguments(sub)
     return parser
@@ -42,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except BidlError as err:
-        print(f"bidl {args.command}: error: " + textwrap.indent(str(err), "  ").lstrip(), file=sys.stderr)
+        print(
+            f"bidl {args.command}: error: " + textwrap.indent(str(err), "  ").lstrip(),
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -99,7 +99,9 @@ def build(cfg: dict | None, registry: Registry, **default_args: Any) -> Any:
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as err:
-        raise BidlError(f"{registry.name} {obj_type!r}: {err}; check the keys of its config") from None
+        raise BidlError(
+            f"{registry.name} {obj_type!r}: {err}; check the keys of its config"
+        ) from None
     except ValueError:  # builtins without a signature
         pass
     return factory(**kwargs)

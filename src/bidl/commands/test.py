@@ -10,22 +10,35 @@ EXAMPLE = "bidl test clif3fc3dm_itout-b16x1-digitsdvs latest.pth"
 
 def add_arguments(parser) -> None:
     add_config_args(parser)
-    parser.add_argument("checkpoint", help="checkpoint path, or a file name in the config's work dir")
+    parser.add_argument(
+        "checkpoint", help="checkpoint path, or a file name in the config's work dir"
+    )
     parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
 
 
 def run(args) -> None:
     from ..engine import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.config, args.checkpoint, cfg_options=args.cfg_options,
-                                  device=args.device, work_dir=args.work_dir, out=args.out)  # fmt: skip
+    metrics = evaluate_checkpoint(
+        args.config,
+        args.checkpoint,
+        cfg_options=args.cfg_options,
+        device=args.device,
+        work_dir=args.work_dir,
+        out=args.out,
+    )
     print(format_test_metrics(metrics))
 
 
 def format_test_metrics(metrics: dict) -> str:
     lines = [f"checkpoint: {metrics['checkpoint']}", f"samples: {metrics['samples']}"]
-    lines += [f"{k.replace('accuracy_', '')}: {v:.2f} %" for k, v in metrics.items()
-              if k.startswith("accuracy_")]  # fmt: skip
-    lines += [f"samples/s: {metrics['samples_per_s']:.1f}",
-              f"ms per sample: {metrics['ms_per_sample']:.3f}"]  # fmt: skip
+    lines += [
+        f"{k.replace('accuracy_', '')}: {v:.2f} %"
+        for k, v in metrics.items()
+        if k.startswith("accuracy_")
+    ]
+    lines += [
+        f"samples/s: {metrics['samples_per_s']:.1f}",
+        f"ms per sample: {metrics['ms_per_sample']:.3f}",
+    ]
     return "\n".join(lines)

@@ -10,7 +10,9 @@ EXAMPLE = "bidl train clif3fc3dm_itout-b16x1-digitsdvs --cfg-options runner.max_
 
 def add_arguments(parser) -> None:
     add_config_args(parser)
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: the config's, else 0)"
+    )
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
     parser.add_argument("--resume-from", default=None, help="checkpoint to resume training from")
     parser.add_argument("--load-from", default=None, help="checkpoint whose weights start training")
@@ -24,8 +26,13 @@ def run(args) -> None:
         options["resume_from"] = args.resume_from
     if args.load_from:
         options["load_from"] = args.load_from
-    metrics = train_model(args.config, work_dir=args.work_dir, cfg_options=options,
-                          device=args.device, seed=args.seed,
-                          deterministic=args.deterministic or None)  # fmt: skip
+    metrics = train_model(
+        args.config,
+        work_dir=args.work_dir,
+        cfg_options=options,
+        device=args.device,
+        seed=args.seed,
+        deterministic=args.deterministic or None,
+    )
     if metrics:
         print("final validation: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))

@@ -77,10 +77,11 @@ class BaseDataset(Dataset, metaclass=ABCMeta):
         scores = torch.as_tensor(np.asarray(results), dtype=torch.float32)
         labels = torch.as_tensor(self.get_gt_labels())
         if scores.shape[0] != labels.shape[0]:
-            raise BidlError(
-                f"evaluate got {scores.shape[0]} results for {labels.shape[0]} samples"
-            )
-        return {f"accuracy_top-{k}": v for k, v in zip(topk, topk_accuracy(scores, labels, topk), strict=True)}
+            raise BidlError(f"evaluate got {scores.shape[0]} results for {labels.shape[0]} samples")
+        return {
+            f"accuracy_top-{k}": v
+            for k, v in zip(topk, topk_accuracy(scores, labels, topk), strict=True)
+        }
 
     @staticmethod
     def require_folder(path: str | Path, dataset: str, layout: str, prepare: str) -> Path:

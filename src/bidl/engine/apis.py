@@ -42,16 +42,23 @@ def default_work_dir(cfg: Config) -> Path:
     return Path("work_dirs") / config_name(cfg)
 
 
-def train_model(config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict | None = None,
-          device: str | None = None, seed: int | None = None,
-          deterministic: bool | None = None) -> dict:  # fmt: skip
+def train_model(
+    config: str | os.PathLike,
+    work_dir: str | None = None,
+    cfg_options: dict | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    deterministic: bool | None = None,
+) -> dict:
     """Train a config; returns the last validation metrics."""
     cfg = load_config(config, cfg_options)
     work_dir = Path(work_dir or cfg.get("work_dir") or default_work_dir(cfg))
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg.work_dir = str(work_dir)
     seed = int(cfg.get("seed", 0) if seed is None else seed)
-    deterministic = bool(cfg.get("deterministic", False) if deterministic is None else deterministic)
+    deterministic = bool(
+        cfg.get("deterministic", False) if deterministic is None else deterministic
+    )
     cfg.dump(str(work_dir / f"{config_name(cfg)}.py"))
     seed_everything(seed, deterministic)
     datasets = build_datasets(cfg)
@@ -60,7 +67,9 @@ def train_model(config: str | os.PathLike, work_dir: str | None = None, cfg_opti
     return runner.run()
 
 
-def find_checkpoint(checkpoint: str | os.PathLike, cfg: Config, work_dir: str | None = None) -> Path:
+def find_checkpoint(
+    checkpoint: str | os.PathLike, cfg: Config, work_dir: str | None = None
+) -> Path:
     """A path, or a bare file name looked up in the config's work dir (BIDL's habit)."""
     path = Path(checkpoint)
     if path.is_file():
@@ -74,9 +83,15 @@ def find_checkpoint(checkpoint: str | os.PathLike, cfg: Config, work_dir: str | 
     )
 
 
-def evaluate_checkpoint(config: str | os.PathLike, checkpoint: str | os.PathLike, cfg_options: dict | None = None,
-         device: str | None = None, work_dir: str | None = None, split: str = "test",
-         out: str | None = None) -> dict:  # fmt: skip
+def evaluate_checkpoint(
+    config: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    cfg_options: dict | None = None,
+    device: str | None = None,
+    work_dir: str | None = None,
+    split: str = "test",
+    out: str | None = None,
+) -> dict:
     """Evaluate a checkpoint on the test split: top-1, top-5, samples/s, ms per sample."""
     cfg = load_config(config, cfg_options)
     dev = resolve_device(device)
@@ -84,8 +99,9 @@ def evaluate_checkpoint(config: str | os.PathLike, checkpoint: str | os.PathLike
     dataset = build_datasets(cfg, (split,))[split]
     model = build_model(cfg).to(dev)
     load_weights(model, ckpt, map_location=dev)
-    loader = build_dataloader(dataset, int(cfg.data.samples_per_gpu),
-                              int(cfg.data.get("workers_per_gpu", 0)))  # fmt: skip
+    loader = build_dataloader(
+        dataset, int(cfg.data.samples_per_gpu), int(cfg.data.get("workers_per_gpu", 0))
+    )
     scores, seconds = predict(model, loader, dev, autocast_context(cfg.get("fp16"), dev))
     options = (cfg.get("evaluation") or {}).get("metric_options") or {"topk": (1, 5)}
     metrics = dataset.evaluate(scores, metric_options=options)

@@ -48,8 +48,12 @@ def rng_states() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     states = {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},  # fmt: skip
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -61,8 +65,9 @@ def set_rng_states(states: dict) -> None:
     random.setstate(_as_tuple(states["python"]))
     numpy_state = states["numpy"]
     keys = numpy_state["keys"].numpy().astype(np.uint32)
-    np.random.set_state(("MT19937", keys, numpy_state["pos"], numpy_state["has_gauss"],
-                         numpy_state["gauss"]))  # fmt: skip
+    np.random.set_state(
+        ("MT19937", keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"])
+    )
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -72,8 +77,9 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
 
 
-def save_checkpoint(path, model: torch.nn.Module, optimizer=None, meta: dict | None = None,
-                    scaler=None) -> Path:  # fmt: skip
+def save_checkpoint(
+    path, model: torch.nn.Module, optimizer=None, meta: dict | None = None, scaler=None
+) -> Path:
     """Write ``{meta, state_dict, optimizer[, scaler]}`` atomically."""
     checkpoint = {"meta": dict(meta or {}), "state_dict": _unwrap(model).state_dict()}
     if optimizer is not None:
@@ -98,7 +104,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{str(path)!r} is not a bidl checkpoint (got {type(checkpoint)})")
-    if "state_dict" not in checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+    if "state_dict" not in checkpoint and all(
+        isinstance(v, torch.Tensor) for v in checkpoint.values()
+    ):
         checkpoint = {"state_dict": checkpoint, "meta": {}}  # a bare state dict
     if "state_dict" not in checkpoint:
         raise CheckpointError(f"{str(path)!r} has no 'state_dict'; keys: {sorted(checkpoint)}")

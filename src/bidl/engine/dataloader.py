@@ -17,10 +17,17 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def build_dataloader(dataset: Dataset, samples_per_gpu: int, workers_per_gpu: int = 0,
-                     shuffle: bool = False, seed: int = 0, epoch: int = 0,
-                     drop_last: bool = False, pin_memory: bool = False,
-                     sampler=None) -> DataLoader:  # fmt: skip
+def build_dataloader(
+    dataset: Dataset,
+    samples_per_gpu: int,
+    workers_per_gpu: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    sampler=None,
+) -> DataLoader:
     generator = torch.Generator()
     generator.manual_seed(seed * 100003 + epoch)
     return DataLoader(

@@ -11,12 +11,15 @@ from tqdm import tqdm
 
 
 def move_batch(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, device: torch.device, autocast=None,
-            desc: str = "test") -> tuple[np.ndarray, float]:  # fmt: skip
+def predict(
+    model: torch.nn.Module, loader, device: torch.device, autocast=None, desc: str = "test"
+) -> tuple[np.ndarray, float]:
     """Class probabilities for every sample of ``loader`` ``[N, classes]``, and the seconds
     spent in the model (data loading excluded)."""
     model.eval()

@@ -21,7 +21,10 @@ class LrSchedule:
         cfg = dict(cfg or {"policy": "Fixed"})
         policy = cfg.pop("policy", "Fixed")
         # mmcv spells policies in several cases ('step', 'cosine', 'CosineAnnealing')
-        aliases = {p.lower(): p for p in POLICIES} | {"cosine": "CosineAnnealing", "multistep": "MultiStepLR"}
+        aliases = {p.lower(): p for p in POLICIES} | {
+            "cosine": "CosineAnnealing",
+            "multistep": "MultiStepLR",
+        }
         if str(policy).lower() not in aliases:
             raise BidlError(f"lr_config.policy {policy!r} is not one of {', '.join(POLICIES)}")
         self.policy = aliases[str(policy).lower()]
@@ -59,8 +62,11 @@ class LrSchedule:
             raise BidlError("lr_config policy 'MultiStepLR' needs milestones=[epochs]")
 
     def regular_lr(self, base_lr: float, epoch: int, iteration: int) -> float:
-        progress, total = (epoch, self.max_epochs) if self.by_epoch else (
-            iteration, self.max_epochs * self.iters_per_epoch)  # fmt: skip
+        progress, total = (
+            (epoch, self.max_epochs)
+            if self.by_epoch
+            else (iteration, self.max_epochs * self.iters_per_epoch)
+        )
         a = self.args
         if self.policy == "Fixed":
             return base_lr

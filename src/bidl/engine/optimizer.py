@@ -14,7 +14,9 @@ def optimizer_names() -> list[str]:
     return sorted(
         name
         for name, obj in vars(torch.optim).items()
-        if inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer
+        if inspect.isclass(obj)
+        and issubclass(obj, torch.optim.Optimizer)
+        and obj is not torch.optim.Optimizer
     )
 
 
@@ -32,4 +34,6 @@ def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
     try:
         return getattr(torch.optim, name)(params, **cfg)
     except TypeError as err:
-        raise BidlError(f"optimizer {name!r}: {err}; check the keys of `optimizer` in the config") from None
+        raise BidlError(
+            f"optimizer {name!r}: {err}; check the keys of `optimizer` in the config"
+        ) from None

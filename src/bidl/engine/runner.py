@@ -39,8 +39,15 @@ class EpochBasedRunner:
     """Train ``model`` on ``cfg.data.train`` for ``cfg.runner.max_epochs`` epochs, validating on
     ``cfg.data.val``; write logs and checkpoints to ``work_dir``."""
 
-    def __init__(self, cfg: Config, model: torch.nn.Module, datasets: dict, work_dir: str | Path,
-                 device: torch.device, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        model: torch.nn.Module,
+        datasets: dict,
+        work_dir: str | Path,
+        device: torch.device,
+        seed: int = 0,
+    ):
         self.cfg = cfg
         self.model = model.to(device)
         self.device = device
@@ -50,7 +57,9 @@ class EpochBasedRunner:
         self.train_set, self.val_set = datasets["train"], datasets.get("val")
         self.samples_per_gpu = int(cfg.data.samples_per_gpu)
         self.workers = int(cfg.data.get("workers_per_gpu", 0))
-        self.max_epochs = int((cfg.get("runner") or {}).get("max_epochs", cfg.get("total_epochs", 1)))
+        self.max_epochs = int(
+            (cfg.get("runner") or {}).get("max_epochs", cfg.get("total_epochs", 1))
+        )
         self.iters_per_epoch = max(1, len(self.train_set) // self.samples_per_gpu)
         self.optimizer = build_optimizer(model, cfg.optimizer)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -103,10 +112,18 @@ class EpochBasedRunner:
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
         self.load_or_resume()
-        self.write_json({"mode": "meta", "config": config_name(self.cfg), "seed": self.seed,
-                         "max_epochs": self.max_epochs, "torch": torch.__version__})  # fmt: skip
-        logger.info("training %s for %d epochs on %s", config_name(self.cfg), self.max_epochs,
-                    self.device)  # fmt: skip
+        self.write_json(
+            {
+                "mode": "meta",
+                "config": config_name(self.cfg),
+                "seed": self.seed,
+                "max_epochs": self.max_epochs,
+                "torch": torch.__version__,
+            }
+        )
+        logger.info(
+            "training %s for %d epochs on %s", config_name(self.cfg), self.max_epochs, self.device
+        )
         metrics: dict = {}
         try:
             while self.epoch < self.max_epochs:
@@ -122,10 +139,22 @@ class EpochBasedRunner:
 
     def train_epoch(self) -> None:
         self.model.train()
-        loader = build_dataloader(self.train_set, self.samples_per_gpu, self.workers, shuffle=True,
-                                  seed=self.seed, epoch=self.epoch, drop_last=True)  # fmt: skip
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.max_epochs}", disable=None,
-                   unit="it", leave=False)  # fmt: skip
+        loader = build_dataloader(
+            self.train_set,
+            self.samples_per_gpu,
+            self.workers,
+            shuffle=True,
+            seed=self.seed,
+            epoch=self.epoch,
+            drop_last=True,
+        )
+        bar = tqdm(
+            loader,
+            desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
+            disable=None,
+            unit="it",
+            leave=False,
+        )
         start = time.perf_counter()
         for inner, batch in enumerate(bar):
             lrs = self.set_lr()
@@ -134,11 +163,23 @@ class EpochBasedRunner:
             bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lrs[0]:.2e}")
             if (inner + 1) % self.log_interval == 0 or inner + 1 == len(loader):
                 elapsed = time.perf_counter() - start
-                record = {"mode": "train", "epoch": self.epoch + 1, "iter": inner + 1,
-                          "lr": lrs[0], "time": elapsed / (inner + 1), **losses}  # fmt: skip
+                record = {
+                    "mode": "train",
+                    "epoch": self.epoch + 1,
+                    "iter": inner + 1,
+                    "lr": lrs[0],
+                    "time": elapsed / (inner + 1),
+                    **losses,
+                }
                 self.write_json(record)
-                logger.info("Epoch [%d][%d/%d] lr: %.3e, %s", self.epoch + 1, inner + 1,
-                            len(loader), lrs[0], _format(losses))  # fmt: skip
+                logger.info(
+                    "Epoch [%d][%d/%d] lr: %.3e, %s",
+                    self.epoch + 1,
+                    inner + 1,
+                    len(loader),
+                    lrs[0],
+                    _format(losses),
+                )
         bar.close()
 
     def set_lr(self) -> list[float]:
@@ -172,8 +213,9 @@ class EpochBasedRunner:
         return _scalars(losses)
 
     def validate(self) -> dict:
-        loader = build_dataloader(self.val_set, self.samples_per_gpu, self.workers,
-                                  seed=self.seed, epoch=self.epoch)  # fmt: skip
+        loader = build_dataloader(
+            self.val_set, self.samples_per_gpu, self.workers, seed=self.seed, epoch=self.epoch
+        )
         scores, _ = predict(self.model, loader, self.device, self.autocast, desc="val")
         options = self.eval_cfg.get("metric_options") or {"topk": (1, 5)}
         metrics = self.val_set.evaluate(scores, metric_options=options)
@@ -186,8 +228,14 @@ class EpochBasedRunner:
         improved = math.isfinite(top1) and top1 > self.best_top1
         if improved:
             self.best_top1 = top1
-        meta = {"epoch": self.epoch, "iter": self.iter, "best_top1": self.best_top1,
-                "config": self.config_text, "rng": rng_states(), "metrics": metrics}  # fmt: skip
+        meta = {
+            "epoch": self.epoch,
+            "iter": self.iter,
+            "best_top1": self.best_top1,
+            "config": self.config_text,
+            "rng": rng_states(),
+            "metrics": metrics,
+        }
         save = dict(model=self.model, optimizer=self.optimizer, meta=meta, scaler=self.scaler)
         interval = self.ckpt_cfg.get("interval", 1)
         if interval > 0 and (self.epoch % interval == 0 or self.epoch == self.max_epochs):
@@ -215,4 +263,6 @@ def _scalars(losses: dict) -> dict:
 
 
 def _format(values: dict) -> str:
-    return ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in values.items())
+    return ", ".join(
+        f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in values.items()
+    )

@@ -40,9 +40,15 @@ class Conv2dLif(SpikingLayer):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-            dilation=dilation, groups=groups, bias=bias,
-        )  # fmt: skip
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
         neuron_kwargs.setdefault("input_channels", out_channels)
         self.neuron = build_neuron(
             neuron,

@@ -16,8 +16,15 @@ class ImageClassifier(nn.Module):
     returns class probabilities ``[B, num_classes]``.
     """
 
-    def __init__(self, backbone: dict, neck: dict | None = None, head: dict | None = None,
-                 pretrained=None, train_cfg=None, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        backbone: dict,
+        neck: dict | None = None,
+        head: dict | None = None,
+        pretrained=None,
+        train_cfg=None,
+        init_cfg=None,
+    ):
         super().__init__()
         self.backbone = build(backbone, BACKBONES)
         self.neck = build(neck, NECKS)
@@ -33,8 +40,13 @@ class ImageClassifier(nn.Module):
     def simple_test(self, img: torch.Tensor, softmax: bool = True) -> torch.Tensor:
         return self.head.simple_test(self.extract_feat(img), softmax=softmax)
 
-    def forward(self, img: torch.Tensor, gt_label: torch.Tensor | None = None,
-                return_loss: bool = True, **kwargs) -> dict | torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        img: torch.Tensor,
+        gt_label: torch.Tensor | None = None,
+        return_loss: bool = True,
+        **kwargs,
+    ) -> dict | torch.Tensor:
         if not return_loss:
             return self.simple_test(img)
         if gt_label is None:

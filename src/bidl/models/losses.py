@@ -23,7 +23,9 @@ class CrossEntropyLoss(nn.Module):
         super().__init__()
         self.reduction = _check_reduction(reduction)
         self.loss_weight = loss_weight
-        weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+        weight = (
+            None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+        )
         self.register_buffer("class_weight", weight, persistent=False)
 
     def forward(self, cls_score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

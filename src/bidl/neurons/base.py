@@ -44,7 +44,9 @@ class StatefulCell(nn.Module):
     def init_state(self, x: torch.Tensor) -> State:
         shape = self.state_shape(x)
         return {
-            name: torch.full(shape, float(self.state_init.get(name, 0.0)), dtype=x.dtype, device=x.device)
+            name: torch.full(
+                shape, float(self.state_init.get(name, 0.0)), dtype=x.dtype, device=x.device
+            )
             for name in self.state_names
         }
 
@@ -90,7 +92,9 @@ def reset_states(model: nn.Module) -> None:
 def set_step_mode(model: nn.Module, step_mode: str) -> None:
     """Put every cell (and multi-step-aware layer) of ``model`` in 's' or 'm' mode."""
     if step_mode not in ("s", "m"):
-        raise ValueError(f"step_mode must be 's' (single step) or 'm' (multi step), got {step_mode!r}")
+        raise ValueError(
+            f"step_mode must be 's' (single step) or 'm' (multi step), got {step_mode!r}"
+        )
     for module in model.modules():
         if hasattr(module, "step_mode"):
             module.step_mode = step_mode
@@ -99,11 +103,31 @@ def set_step_mode(model: nn.Module, step_mode: str) -> None:
 # Modules that treat every sample of a batch alike and keep no state: running them once on
 # a sequence folded into the batch ([T*B, ...]) equals running them at every step.
 _FOLDABLE = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Flatten, nn.Identity,
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d,
-    nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.Embedding,
-)  # fmt: skip
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Linear,
+    nn.Flatten,
+    nn.Identity,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool2d,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softmax,
+    nn.Embedding,
+)
 
 
 def fold_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
@@ -126,8 +150,10 @@ def run_multi_step(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
         for child in module:
             x_seq = run_multi_step(child, x_seq)
         return x_seq
-    if isinstance(module, _FOLDABLE) or (
-        isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training
-    ) or (isinstance(module, nn.Dropout) and not module.training):
+    if (
+        isinstance(module, _FOLDABLE)
+        or (isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training)
+        or (isinstance(module, nn.Dropout) and not module.training)
+    ):
         return fold_time(module, x_seq)
     return torch.stack([module(x) for x in x_seq])

@@ -46,12 +46,30 @@ test_pipeline = [
 data = dict(
     samples_per_gpu=16,
     workers_per_gpu=1,
-    train=dict(type=dataset_type, data_prefix=data_prefix, timesteps=timestep, size=size,
-               pipeline=train_pipeline, test_mode=False),
-    val=dict(type=dataset_type, data_prefix=data_prefix, timesteps=timestep, size=size,
-             pipeline=test_pipeline, test_mode=True),
-    test=dict(type=dataset_type, data_prefix=data_prefix, timesteps=timestep, size=size,
-              pipeline=test_pipeline, test_mode=True),
+    train=dict(
+        type=dataset_type,
+        data_prefix=data_prefix,
+        timesteps=timestep,
+        size=size,
+        pipeline=train_pipeline,
+        test_mode=False,
+    ),
+    val=dict(
+        type=dataset_type,
+        data_prefix=data_prefix,
+        timesteps=timestep,
+        size=size,
+        pipeline=test_pipeline,
+        test_mode=True,
+    ),
+    test=dict(
+        type=dataset_type,
+        data_prefix=data_prefix,
+        timesteps=timestep,
+        size=size,
+        pipeline=test_pipeline,
+        test_mode=True,
+    ),
 )
 evaluation = dict(interval=1, metric="accuracy", metric_options=dict(topk=(1, 5)))
 

@@ -23,8 +23,13 @@ class SpikingBackbone(nn.Module):
     per-step outputs over time (``amode``: 'mean' | 'sum' | 'pick').
     """
 
-    def __init__(self, input_shape: Sequence[int], timestep: int, amode: str = "mean",
-                 use_inner_loop: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        timestep: int,
+        amode: str = "mean",
+        use_inner_loop: bool = False,
+    ):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         self.timestep = timestep

@@ -10,23 +10,45 @@ from .base import SpikingBackbone, register_spiking_backbone
 
 def neuron_options(cmode, soma_params, noise, neuron, neuron_config, spike_func) -> dict:
     """The neuron keywords every BIDL backbone forwards to its spiking layers."""
-    return dict(mode=cmode, soma_params=soma_params, noise=noise, neuron=neuron,
-                neuron_config=neuron_config, spike_func=spike_func)  # fmt: skip
+    return dict(
+        mode=cmode,
+        soma_params=soma_params,
+        noise=noise,
+        neuron=neuron,
+        neuron_config=neuron_config,
+        spike_func=spike_func,
+    )
 
 
 class _SeqClifDm(SpikingBackbone):
     """Shared constructor keywords of the DVS-MNIST family (BIDL's names and aliases)."""
 
-    def __init__(self, timestep=20, input_channels=2, h=40, w=40, nclass=10, cmode="spike",
-                 amode="mean", soma_params="all_share", noise=0.0, neuron="lif",
-                 neuron_config=None, spike_func=None, use_inner_loop=False,
-                 c0=None, h0=None, w0=None):  # fmt: skip
+    def __init__(
+        self,
+        timestep=20,
+        input_channels=2,
+        h=40,
+        w=40,
+        nclass=10,
+        cmode="spike",
+        amode="mean",
+        soma_params="all_share",
+        noise=0.0,
+        neuron="lif",
+        neuron_config=None,
+        spike_func=None,
+        use_inner_loop=False,
+        c0=None,
+        h0=None,
+        w0=None,
+    ):
         self.in_channels = input_channels if c0 is None else c0
         self.height = h if h0 is None else h0
         self.width = w if w0 is None else w0
         self.nclass = nclass
-        super().__init__((self.in_channels, self.height, self.width), timestep, amode,
-                         use_inner_loop)  # fmt: skip
+        super().__init__(
+            (self.in_channels, self.height, self.width), timestep, amode, use_inner_loop
+        )
         opts = neuron_options(cmode, soma_params, noise, neuron, neuron_config, spike_func)
         self.body, self.head = self.build_layers(opts)
 
