@@ -100,3 +100,22 @@ def test_unknown_optimizer_is_reported(tiny_config, tmp_path):
         train_model(
             tiny_config, work_dir=str(tmp_path / "w"), cfg_options={"optimizer.type": "Adma"}
         )
+
+
+def test_resolved_config_in_work_dir_carries_the_overrides(tiny_config, tmp_path):
+    from bidl.config import load_config
+
+    train_model(tiny_config, work_dir=str(tmp_path / "w"), cfg_options={"runner.max_epochs": 1})
+    saved = load_config(tmp_path / "w" / "tiny-b8x0-blinks.py")
+    assert saved.runner.max_epochs == 1
+
+
+def test_mixed_precision_training_runs_in_bfloat16(tiny_config, tmp_path):
+    metrics = train_model(
+        tiny_config,
+        work_dir=str(tmp_path / "w"),
+        cfg_options={"runner.max_epochs": 1, "fp16": {"dtype": "bfloat16"}},
+    )
+    records = [json.loads(line) for line in (tmp_path / "w" / "log.json").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if r["mode"] == "train")
+    assert 0.0 <= metrics["accuracy_top-1"] <= 100.0
