@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from bidl.config import find_config, list_configs, load_config
@@ -58,9 +60,11 @@ def test_every_config_is_listed_and_named_by_bidl_rules():
     configs = list_configs()
     assert MAIN in configs
     for name, path in configs.items():
-        model_part, batch_part, *_ = name.split("-")
-        assert batch_part.startswith("b") and "x" in batch_part, name
-        assert path.parent.name == model_part.split("_")[0], name
+        # <model>[-<variant>...]-<batch>x<workers>-...: BIDL's ResNet names put the mode
+        # first (resnetlif18-itout-b8x1-cifar10dvs), so the batch part is the first b<N>x<M>
+        parts = name.split("-")
+        assert any(re.fullmatch(r"b\d+x\d+", part) for part in parts[1:]), name
+        assert path.parent.name == parts[0].split("_")[0], name
 
 
 def test_config_missing_a_section_is_reported(tmp_path):

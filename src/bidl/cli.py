@@ -15,6 +15,12 @@ COMMANDS = {
     "test": "test",
     "list": "list",
     "data": "data",
+    "analyze": "analyze",
+    "plot": "plot",
+    "viz": "viz",
+    "compile": "compile",
+    "infer": "infer",
+    "export": "export",
 }
 
 

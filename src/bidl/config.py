@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from .custom_imports import import_custom_modules
 from .registry import BidlError
 
 __all__ = ["Config", "config_roots", "find_config", "list_configs", "load_config"]
@@ -60,9 +61,10 @@ def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None
     """Load a config by name or path and merge ``--cfg-options`` style overrides (``a.b=c``)."""
     path = find_config(name_or_path)
     try:
-        cfg = Config.fromfile(str(path))
+        cfg = Config.fromfile(str(path), import_custom_modules=False)
     except Exception as err:  # syntax errors and bad imports inside the user's file
         raise BidlError(f"could not read config {str(path)!r}: {err}") from err
+    import_custom_modules(cfg.get("custom_imports"), path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     for part in ("model", "data"):

@@ -19,8 +19,16 @@ def run(args) -> None:
             print(f"{name}  {path}")
         return
     from .. import models  # noqa: F401  (fill the registries)
+
+    if args.what == "models":
+        from ..models.backbones.zoo import describe_backbones
+
+        print("\n".join(describe_backbones()))
+        return
     from ..datasets import builder  # noqa: F401
     from ..registry import REGISTRIES
 
-    for name in REGISTRIES[args.what].names():
-        print(name)
+    registry = REGISTRIES[args.what]
+    for name in registry.names():
+        source = getattr(registry.get(name), "SOURCE", "") if args.what == "datasets" else ""
+        print(f"{name}  {source}" if source else name)

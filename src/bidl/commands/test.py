@@ -30,13 +30,18 @@ def run(args) -> None:
     print(format_test_metrics(metrics))
 
 
-def format_test_metrics(metrics: dict) -> str:
-    lines = [f"checkpoint: {metrics['checkpoint']}", f"samples: {metrics['samples']}"]
-    lines += [
+def accuracy_lines(metrics: dict) -> list[str]:
+    """``top-1: 98.50 %`` for each ``accuracy_top-k`` entry (``bidl infer`` prints them too)."""
+    return [
         f"{k.replace('accuracy_', '')}: {v:.2f} %"
         for k, v in metrics.items()
         if k.startswith("accuracy_")
     ]
+
+
+def format_test_metrics(metrics: dict) -> str:
+    lines = [f"checkpoint: {metrics['checkpoint']}", f"samples: {metrics['samples']}"]
+    lines += accuracy_lines(metrics)
     lines += [
         f"samples/s: {metrics['samples_per_s']:.1f}",
         f"ms per sample: {metrics['ms_per_sample']:.3f}",

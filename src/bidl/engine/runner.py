@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..analysis.activity import ActivityMonitor
 from ..config import Config, config_name
 from ..registry import BidlError
 from .checkpoint import load_checkpoint, load_weights, rng_states, save_checkpoint, set_rng_states
@@ -19,6 +20,7 @@ from .dataloader import build_dataloader
 from .evaluation import move_batch, predict
 from .lr_schedule import LrSchedule
 from .optimizer import build_optimizer
+from .tensorboard import TensorboardLog
 
 logger = logging.getLogger("bidl")
 
@@ -50,6 +52,10 @@ class EpochBasedRunner:
     ):
         self.cfg = cfg
         self.model = model.to(device)
+        compile_options = (cfg.get("runner") or {}).get("compile")
+        if compile_options:  # runner.compile=True, or a dict of torch.compile keywords
+            options = dict(compile_options) if isinstance(compile_options, dict) else {}
+            self.model.compile(**options)
         self.device = device
         self.seed = seed
         self.work_dir = Path(work_dir)
@@ -73,6 +79,7 @@ class EpochBasedRunner:
         self.eval_cfg = dict(cfg.get("evaluation") or {"interval": 1})
         self.epoch, self.iter, self.best_top1 = 0, 0, -math.inf
         self.log_json = self.work_dir / "log.json"
+        self.tensorboard = TensorboardLog(self.work_dir / "tf_logs")  # no-op if not installed
         self.config_text = cfg.pretty_text  # formatted once: saved in every checkpoint
         self._setup_text_log()
 
@@ -87,6 +94,7 @@ class EpochBasedRunner:
     def write_json(self, record: dict) -> None:
         with open(self.log_json, "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        self.tensorboard.write(record, self.iter)
 
     def load_or_resume(self) -> None:
         if self.cfg.get("resume_from"):
@@ -118,6 +126,7 @@ class EpochBasedRunner:
                 "config": config_name(self.cfg),
                 "seed": self.seed,
                 "max_epochs": self.max_epochs,
+                "iters_per_epoch": self.iters_per_epoch,
                 "torch": torch.__version__,
             }
         )
@@ -133,6 +142,7 @@ class EpochBasedRunner:
                     metrics = self.validate()
                 self.save_checkpoints(metrics)
         finally:
+            self.tensorboard.close()
             logger.removeHandler(self._log_handler)
             self._log_handler.close()
         return metrics
@@ -216,10 +226,13 @@ class EpochBasedRunner:
         loader = build_dataloader(
             self.val_set, self.samples_per_gpu, self.workers, seed=self.seed, epoch=self.epoch
         )
-        scores, _ = predict(self.model, loader, self.device, self.autocast, desc="val")
+        # firing rate per neuron layer over the validation set, logged with the metrics
+        with ActivityMonitor(self.model, synapses=False, per_neuron=False) as activity:
+            scores, _ = predict(self.model, loader, self.device, self.autocast, desc="val")
         options = self.eval_cfg.get("metric_options") or {"topk": (1, 5)}
         metrics = self.val_set.evaluate(scores, metric_options=options)
-        self.write_json({"mode": "val", "epoch": self.epoch, "iter": self.iter, **metrics})
+        rates = {"firing_rate": activity.firing_rates()}
+        self.write_json({"mode": "val", "epoch": self.epoch, "iter": self.iter, **metrics, **rates})
         logger.info("Epoch(val) [%d] %s", self.epoch, _format(metrics))
         return metrics
 

@@ -6,13 +6,18 @@ from .base import SpikingLayer
 from .conv_lif import Conv2dLif
 from .fc_lif import FcLif
 from .lif_norm import Lif1d, Lif2d
+from .lif_plus import Conv2dLifPlus, FcLifPlus, Lif1dPlus, Lif2dPlus
 
 __all__ = [
     "AGGREGATION_MODES",
     "Conv2dLif",
+    "Conv2dLifPlus",
     "FcLif",
+    "FcLifPlus",
     "Lif1d",
+    "Lif1dPlus",
     "Lif2d",
+    "Lif2dPlus",
     "SpikingLayer",
     "TemporalAggregation",
 ]

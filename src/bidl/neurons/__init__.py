@@ -11,6 +11,7 @@ from .base import (
 )
 from .builder import build_neuron
 from .lif import Lif
+from .lif_plus import LifPlus, lifplus_state_names
 from .surrogate import (
     SPIKE_FUNCTIONS,
     ATan,
@@ -26,6 +27,7 @@ __all__ = [
     "SPIKE_FUNCTIONS",
     "ATan",
     "Lif",
+    "LifPlus",
     "Rectangle",
     "Sigmoid",
     "State",
@@ -36,6 +38,7 @@ __all__ = [
     "build_spike_fn",
     "fold_time",
     "heaviside",
+    "lifplus_state_names",
     "reset_states",
     "run_multi_step",
     "set_step_mode",

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..registry import NEURONS, BidlError
 from .base import State, StatefulCell
+from .kernels import fused_lif_applies, fused_lif_multi_step
 from .surrogate import build_spike_fn
 
 _MODES = ("spike", "analog")
@@ -233,6 +234,20 @@ class Lif(StatefulCell):
             if self._activation is not None:
                 out = self._activation(out)
         return out, {"v": v_new}
+
+    def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """All steps of ``x_seq`` ``[T, B, ...]``: one fused Triton kernel for CUDA tensors
+        when it computes exactly what ``step`` would (``kernels.fused_lif_applies``), else
+        the reference loop over ``step``."""
+        if (
+            x_seq.is_cuda
+            and type(self).step is Lif.step
+            and type(self).multi_step is Lif.multi_step
+            and fused_lif_applies(self, x_seq)
+        ):
+            self._check_input(x_seq[0])
+            return fused_lif_multi_step(self, x_seq)
+        return super().multi_step(x_seq)
 
     def extra_repr(self) -> str:
         parts = [f"mode={self.mode!r}"]

@@ -1,0 +1,37 @@
+# RGB gestures as ON/OFF frame differences: 60 frames of 40x40.
+dataset_type = "RgbGesture"
+data_prefix = "data/rgbgesture"
+train_pipeline = [
+    dict(type="RandomCropVideo", size=40, padding=2),
+    dict(type="ToTensorType", keys=["img"], dtype="float32"),
+    dict(type="ToTensor", keys=["gt_label"]),
+    dict(type="Collect", keys=["img", "gt_label"]),
+]
+test_pipeline = [
+    dict(type="ToTensorType", keys=["img"], dtype="float32"),
+    dict(type="ToTensor", keys=["gt_label"]),
+    dict(type="Collect", keys=["img", "gt_label"]),
+]
+data = dict(
+    samples_per_gpu=16,
+    workers_per_gpu=1,
+    train=dict(
+        type=dataset_type, data_prefix=data_prefix, pipeline=train_pipeline, timesteps=60, shape=40
+    ),
+    val=dict(
+        type=dataset_type,
+        data_prefix=data_prefix,
+        pipeline=test_pipeline,
+        test_mode=True,
+        timesteps=60,
+        shape=40,
+    ),
+    test=dict(
+        type=dataset_type,
+        data_prefix=data_prefix,
+        pipeline=test_pipeline,
+        test_mode=True,
+        timesteps=60,
+        shape=40,
+    ),
+)

@@ -1,0 +1,3 @@
+# SeqClif5Fc2DmIt: the same network with the time loop inside the layers (IIM), for fast training.
+_base_ = ["./../clif3fc3dm/clif3fc3dm_itout-b16x1-dvsmnist.py"]
+model = dict(backbone=dict(type="SeqClif5Fc2DmIt"))

@@ -1,0 +1,73 @@
+"""Atomic file output for figures and their data: write beside, then rename into place."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from ..registry import BidlError
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, so a reader
+    never sees half a file and a failure leaves the old file in place."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise BidlError(
+            f"cannot write {str(path)!r}: {err.strerror or err}; pick another --out"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise BidlError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+        raise
+    return path
+
+
+def _clean(value):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, data) -> Path:
+    return write_bytes(path, (json.dumps(_clean(data), indent=2) + "\n").encode())
+
+
+def save_figure(fig, path: str | os.PathLike, formats=("png", "svg"), dpi: int = 100) -> list[Path]:
+    """Save a matplotlib figure as ``path`` with each suffix of ``formats``; returns the paths.
+    The figure keeps its size: a PNG is ``figsize * dpi`` pixels."""
+    path = Path(path)
+    written = []
+    for fmt in formats:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=dpi)
+        written.append(write_bytes(path.with_suffix(f".{fmt}"), buffer.getvalue()))
+    return written
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib figure drawn by the Agg backend, without touching pyplot's global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig

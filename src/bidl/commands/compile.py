@@ -1,0 +1,84 @@
+"""``bidl compile``."""
+
+from __future__ import annotations
+
+from .common import add_config_args
+
+HELP = "compile a trained network into a state-explicit step graph (ONNX or AOTInductor)"
+EXAMPLE = (
+    "bidl compile clif3fc3dm_itout-b16x1-digitsdvs --checkpoint latest.pth --batch 16 "
+    "--use_legacy 1"
+)
+
+
+def add_arguments(parser) -> None:
+    add_config_args(parser)
+    add_compile_args(parser)
+    parser.add_argument(
+        "--out", default=None, help="artifact folder (default: model_files/<category>/...)"
+    )
+
+
+def add_compile_args(parser) -> None:
+    """The options of compiling, shared with ``tools/test.py``-style entry points."""
+    parser.add_argument(
+        "--checkpoint", required=True, help="checkpoint path, or a file name in the work dir"
+    )
+    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "aoti"])
+    parser.add_argument("--batch", type=int, default=1, help="batch size of the graph")
+    parser.add_argument("--input-dtype", default="float32", choices=["float32", "float16", "uint8"])
+    parser.add_argument(
+        "--input-scale",
+        type=float,
+        default=1.0,
+        help="uint8 input only: the graph multiplies the frames by this (e.g. 0.00392 = 1/255)",
+    )
+    parser.add_argument(
+        "--use_legacy",
+        "--use-legacy",
+        dest="use_legacy",
+        type=int,
+        default=0,
+        choices=[0, 1],
+        help="1: reuse the artifact if its config and weights hashes still match",
+    )
+
+
+def compile_from_args(args):
+    """Compile (or reuse) as the arguments say; prints what happened, returns the result."""
+    import torch
+
+    from ..deploy import compile_config
+
+    device = args.device
+    if device is None:
+        aoti_on_gpu = args.backend == "aoti" and torch.cuda.is_available()
+        device = "cuda" if aoti_on_gpu else "cpu"
+    result = compile_config(
+        args.config,
+        args.checkpoint,
+        backend=args.backend,
+        batch_size=args.batch,
+        input_dtype=args.input_dtype,
+        input_scale=args.input_scale,
+        out=args.out,
+        use_legacy=bool(args.use_legacy),
+        device=device,
+        cfg_options=args.cfg_options,
+        work_dir=args.work_dir,
+    )
+    if result.reused:
+        print(f"reusing {result.path} (config and weights unchanged)")
+    else:
+        if result.reason:
+            print(f"cannot reuse {result.path}: {result.reason}; recompiling")
+        print(f"compiled {result.path}")
+    return result
+
+
+def run(args) -> None:
+    from ..deploy import read_manifest
+    from ..deploy.artifact import describe_manifest
+
+    result = compile_from_args(args)
+    print(describe_manifest(read_manifest(result.path)))

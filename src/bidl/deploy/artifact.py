@@ -1,0 +1,252 @@
+"""The compiled artifact on disk: a folder with the step graph and ``net_params.json``.
+
+``net_params.json`` is the manifest: what the graph takes and returns per step, its
+states, the aggregation, and hashes of the config and weights it was compiled from (so
+``--use_legacy 1`` can refuse a stale artifact). It is written last, into a temporary
+folder that is then renamed into place, so a folder with a manifest is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..registry import BidlError
+
+MANIFEST = "net_params.json"
+SUMMARY = "summary.txt"
+FORMAT = "bidl-step-graph"
+FORMAT_VERSION = 1
+BACKENDS = {"onnxruntime": "step.onnx", "aoti": "step.pt2"}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "uint8": 1, "int64": 8}
+
+
+class ArtifactError(BidlError):
+    """A compiled artifact is missing, incomplete, corrupted or does not fit the request."""
+
+
+# --- hashes ---------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_hash(model_cfg: dict) -> str:
+    """Hash of the config's ``model`` section (what decides the graph), key order ignored."""
+    text = json.dumps(model_cfg, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer (names, dtypes, shapes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --- reading --------------------------------------------------------------------------
+
+_REQUIRED = {
+    "format": str,
+    "format_version": int,
+    "backend": str,
+    "graph": str,
+    "files": dict,
+    "batch_size": int,
+    "timesteps": int,
+    "input": dict,
+    "output": dict,
+    "states": list,
+    "aggregation": str,
+    "hashes": dict,
+}
+
+
+def artifact_file(folder: Path, name: object) -> Path:
+    """The path of a file the manifest names; only plain names inside the folder pass."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ArtifactError(
+            f"{folder / MANIFEST}: file name {name!r} is not a plain file name inside the "
+            f"artifact folder; the manifest is damaged or was edited. Recompile."
+        )
+    return folder / name
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """Load and validate ``net_params.json`` of an artifact folder."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise ArtifactError(
+            f"artifact folder {str(folder)!r} does not exist; compile one with "
+            f"`bidl compile CONFIG --checkpoint CKPT --out {folder}`"
+        )
+    if not path.is_file():
+        raise ArtifactError(
+            f"{str(folder)!r} has no {MANIFEST}: it is not a compiled artifact, or its "
+            f"compile did not finish. Recompile with `bidl compile`."
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err}); recompile the artifact") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a bidl step-graph manifest; recompile the artifact")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(key), kind):
+            raise ArtifactError(
+                f"{path}: {key!r} is missing or not a {kind.__name__}; recompile the artifact"
+            )
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: format version {manifest['format_version']} is newer than this bidl "
+            f"reads ({FORMAT_VERSION}); upgrade bidl or recompile"
+        )
+    if manifest["backend"] not in BACKENDS:
+        raise ArtifactError(f"{path}: unknown backend {manifest['backend']!r}")
+    for name in [manifest["graph"], *manifest["files"]]:
+        artifact_file(folder, name)
+    return manifest
+
+
+def verify_files(folder: Path, manifest: dict) -> None:
+    """Every file the manifest lists exists and has the hash it was written with."""
+    for name, expected in manifest["files"].items():
+        path = artifact_file(folder, name)
+        if not path.is_file():
+            raise ArtifactError(f"{str(folder)!r}: {name} is missing; recompile the artifact")
+        if file_sha256(path) != expected:
+            raise ArtifactError(
+                f"{path}: its content does not match the hash in {MANIFEST}: the file is "
+                f"corrupted or was changed after compiling. Recompile the artifact."
+            )
+
+
+def stale_reason(folder: str | os.PathLike, expected: dict) -> str | None:
+    """Why the artifact at ``folder`` cannot be reused for ``expected``, or None if it can.
+
+    ``expected`` holds manifest keys (nested ``hashes`` and ``input`` values are compared
+    key by key); anything unreadable or corrupted is a reason too.
+    """
+    try:
+        manifest = read_manifest(folder)
+        verify_files(Path(folder), manifest)
+    except ArtifactError as err:
+        return str(err)
+    for key, want in expected.items():
+        have = manifest.get(key)
+        if isinstance(want, dict):
+            for sub, sub_want in want.items():
+                sub_have = (have or {}).get(sub)
+                if sub_have != sub_want:
+                    return f"{key}.{sub} differs (artifact: {sub_have!r}, now: {sub_want!r})"
+        elif have != want:
+            return f"{key} differs (artifact: {have!r}, now: {want!r})"
+    return None
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def write_artifact(
+    folder: str | os.PathLike,
+    write_graph: Callable[[Path], None],
+    manifest: dict,
+    summary: str,
+) -> Path:
+    """Write an artifact atomically: graph files, summary, then ``net_params.json``, into a
+    temporary folder beside ``folder`` that replaces it in one rename.
+
+    ``write_graph(tmp_folder)`` writes the graph file(s); ``manifest['files']`` is filled
+    with the hash of every file it wrote.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        write_graph(tmp)
+        manifest = dict(manifest, files={p.name: file_sha256(p) for p in sorted(tmp.iterdir())})
+        (tmp / SUMMARY).write_text(summary)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an old ``target`` is moved aside first, then deleted."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not target.is_dir():
+        raise ArtifactError(f"{str(target)!r} exists and is not a folder; pick another --out")
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old / target.name)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def tensor_table(manifest: dict) -> list[tuple[str, str, list[int], str, int]]:
+    """(role, name, shape, dtype, bytes) of the graph's input, output and states."""
+    rows = []
+    for role, entry in (("input", manifest["input"]), ("output", manifest["output"])):
+        rows.append((role, entry["name"], entry["shape"], entry["dtype"]))
+    rows += [("state", s["name"], s["shape"], s["dtype"]) for s in manifest["states"]]
+    table = []
+    for role, name, shape, dtype in rows:
+        count = 1
+        for size in shape:
+            count *= int(size)
+        table.append((role, name, list(shape), dtype, count * DTYPE_BYTES.get(dtype, 4)))
+    return table
+
+
+def describe_manifest(manifest: dict) -> str:
+    """A human-readable description of an artifact: BIDL's model description, in text."""
+    inp = manifest["input"]
+    lines = [
+        f"backend: {manifest['backend']} ({manifest['graph']})"
+        + (f", device {manifest['device']}" if manifest.get("device") else ""),
+        f"batch size: {manifest['batch_size']}, timesteps: {manifest['timesteps']}, "
+        f"aggregation: {manifest['aggregation']}",
+        f"input dtype: {inp['dtype']}"
+        + (
+            f" (scaled by {inp.get('scale', 1.0):g} in the graph)"
+            if inp["dtype"] == "uint8"
+            else ""
+        ),
+        f"inputs: {1 + len(manifest['states'])} (x_t and {len(manifest['states'])} states), "
+        f"outputs: {1 + len(manifest['states'])} (y_t and the new states)",
+        "",
+        f"{'role':<7} {'name':<36} {'shape':<22} {'dtype':<8} {'bytes':>10}",
+    ]
+    for role, name, shape, dtype, nbytes in tensor_table(manifest):
+        lines.append(f"{role:<7} {name:<36} {str(shape):<22} {dtype:<8} {nbytes:>10}")
+    hashes = manifest["hashes"]
+    lines += [
+        "",
+        f"config hash:  {hashes.get('config', '?')}",
+        f"weights hash: {hashes.get('weights', '?')}",
+    ]
+    if manifest.get("source"):
+        lines.append(
+            "compiled from: " + ", ".join(f"{k} {v}" for k, v in manifest["source"].items())
+        )
+    return "\n".join(lines)

@@ -1,0 +1,362 @@
+"""Compile a trained network into an artifact: the step graph exported to ONNX (run by ONNX
+Runtime) or to an AOTInductor ``.pt2`` package (torch.export + PyTorch's own compiler).
+
+BIDL's counterpart is Lyngor's ``build``; ``--use_legacy 1`` reuses an earlier artifact
+only when the hashes of config and weights still match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import os
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..registry import BidlError
+from .artifact import (
+    BACKENDS,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    artifact_file,
+    config_hash,
+    describe_manifest,
+    stale_reason,
+    weights_hash,
+    write_artifact,
+)
+from .step_graph import COMPILE_DTYPES, StepGraph
+
+OUTPUT_NAME = "y"
+INPUT_NAME = "x"
+
+
+def require(module: str, what: str):
+    """Import an optional dependency, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise BidlError(
+            f"{what} needs the package {module!r}, which is not installed; "
+            f"install the deployment extra: pip install 'bidl[deploy]'"
+        ) from None
+
+
+def _check_options(backend: str, input_dtype: str, batch_size: int, device: str) -> None:
+    if backend not in BACKENDS:
+        raise BidlError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if input_dtype not in COMPILE_DTYPES:
+        raise BidlError(
+            f"unknown input dtype {input_dtype!r}; use one of {', '.join(COMPILE_DTYPES)}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BidlError(f"batch size must be a positive int, got {batch_size!r}")
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise BidlError(f"device {device!r}: this machine has no CUDA device; use cpu")
+    if backend == "onnxruntime" and torch.device(device).type != "cpu":
+        raise BidlError(
+            "the onnxruntime backend compiles on cpu (the graph is device independent; pick "
+            "the device when you run it); drop --device, or use --backend aoti for a CUDA package"
+        )
+
+
+def _versions() -> dict:
+    versions = {
+        "bidl": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    for name in ("onnx", "onnxruntime"):
+        with contextlib.suppress(ImportError):
+            versions[name] = importlib.import_module(name).__version__
+    return versions
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress and warnings meant for their developers; keep them out."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export_onnx(graph: StepGraph, path: Path) -> None:
+    require("onnxscript", "ONNX export")
+    require("onnx", "ONNX export")
+    names = [spec.name for spec in graph.states]
+    example = (graph.example_input(), *graph.initial_states())
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(
+                graph,
+                example,
+                str(path),
+                dynamo=True,
+                input_names=[INPUT_NAME, *names],
+                output_names=[OUTPUT_NAME, *(f"new.{n}" for n in names)],
+                external_data=False,
+                verbose=False,
+                # ONNX Runtime optimises the graph when it loads it; this pass only costs time
+                optimize=False,
+            )
+    except Exception as err:
+        raise BidlError(
+            f"ONNX export of the step graph failed: {type(err).__name__}: {err}"
+        ) from err
+
+
+def _aoti_configs() -> dict:
+    """Inductor options that cut compile time: the wrapper is glue code (optimising it
+    gains nothing), and precompiled headers pay off only over many compiles (building them
+    tripled a single package's compile time). Options a torch lacks are left out."""
+    wanted = {
+        "aot_inductor.compile_wrapper_opt_level": "O0",
+        "aot_inductor.precompile_headers": False,
+    }
+    known = torch._inductor.config.get_config_copy()
+    return {key: value for key, value in wanted.items() if key in known}
+
+
+def _export_aoti(graph: StepGraph, path: Path, device: str) -> None:
+    graph = graph.to(device)
+    example = (graph.example_input().to(device), *graph.initial_states(device))
+    try:
+        with _quiet(), torch.no_grad():
+            program = torch.export.export(graph, example)
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=str(path), inductor_configs=_aoti_configs()
+            )
+    except Exception as err:
+        raise BidlError(f"AOTInductor compile failed: {type(err).__name__}: {err}") from err
+
+
+def build_manifest(graph: StepGraph, backend: str, device: str, timesteps: int) -> dict:
+    """The manifest of ``graph`` without files and hashes (those are added when written)."""
+    out_dtype = "float16" if graph.compute_dtype == torch.float16 else "float32"
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "backend": backend,
+        "graph": BACKENDS[backend],
+        "device": str(torch.device(device)) if backend == "aoti" else None,
+        "batch_size": graph.batch_size,
+        "timesteps": int(timesteps),
+        "input": {
+            "name": INPUT_NAME,
+            "shape": list(graph.input_shape),
+            "dtype": graph.input_dtype,
+            "scale": graph.input_scale,
+        },
+        "output": {"name": OUTPUT_NAME, "shape": list(graph.output_shape), "dtype": out_dtype},
+        "states": [spec.as_dict() for spec in graph.states],
+        "aggregation": str(getattr(graph.backbone.aggregate, "mode", "custom")),
+        "files": {},
+        "hashes": {},
+        "versions": _versions(),
+    }
+
+
+def compile_model(
+    model: torch.nn.Module,
+    out: str | os.PathLike,
+    *,
+    backend: str = "onnxruntime",
+    batch_size: int = 1,
+    input_dtype: str = "float32",
+    input_scale: float = 1.0,
+    device: str = "cpu",
+    hashes: dict | None = None,
+    source: dict | None = None,
+) -> Path:
+    """Export ``model``'s step graph into the artifact folder ``out`` (replaced atomically).
+
+    ``hashes`` (config and weights) and ``source`` (config and checkpoint names) go into
+    ``net_params.json``; without ``hashes`` the weights are hashed from ``model``.
+    """
+    _check_options(backend, input_dtype, batch_size, device)
+    if backend == "onnxruntime":
+        require("onnxruntime", "the onnxruntime backend")
+    graph = StepGraph(model, batch_size, input_dtype, input_scale).eval()
+    backbone = graph.backbone
+    manifest = build_manifest(graph, backend, device, backbone.timestep)
+    manifest["hashes"] = dict(hashes or {"weights": weights_hash(model)})
+    manifest["source"] = dict(source or {})
+
+    def write_graph(folder: Path) -> None:
+        path = artifact_file(folder, manifest["graph"])
+        if backend == "onnxruntime":
+            _export_onnx(graph, path)
+        else:
+            _export_aoti(graph, path, device)
+
+    summary = (
+        f"bidl step graph of {type(backbone).__name__}\n\n{describe_manifest(manifest)}\n\n"
+        f"model:\n{graph.model}\n"
+    )
+    return write_artifact(out, write_graph, manifest, summary)
+
+
+# --- from a config and a checkpoint ---------------------------------------------------
+
+
+@dataclass
+class CompileResult:
+    """Where the artifact is, and whether an existing one was reused (and if not, why)."""
+
+    path: Path
+    reused: bool
+    reason: str | None = None
+
+
+def default_artifact_dir(cfg, batch_size: int, backend: str, input_dtype: str) -> Path:
+    """``model_files/<category>/<model>_<mode>_<dataset>_b<batch>[_<dtype>][_aoti]``.
+
+    The parts come from the config's place and name (``configs/<category>/<dataset>/
+    <model>/<model>_<mode>-<batch>x<workers>-<dataset>.py``).
+    """
+    from ..config import config_name
+
+    name = config_name(cfg)
+    parts = name.split("-")
+    model_mode = parts[0]
+    dataset = parts[-1] if len(parts) > 2 else "data"
+    model, _, mode = model_mode.partition("_")
+    path_parts = Path(cfg.filename or "").resolve().parts
+    category = (
+        path_parts[path_parts.index("configs") + 1] if "configs" in path_parts[:-2] else "custom"
+    )
+    folder = "_".join(p for p in (model, mode, dataset) if p) + f"_b{batch_size}"
+    if input_dtype != "float32":
+        folder += f"_{input_dtype}"
+    if backend != "onnxruntime":
+        folder += f"_{backend}"
+    return Path("model_files") / category / folder
+
+
+@dataclass
+class _ConfigJob:
+    """A config's model with a checkpoint's weights, the compile options and the hashes."""
+
+    cfg: object
+    checkpoint: Path
+    model: torch.nn.Module
+    options: dict
+    hashes: dict
+
+    @classmethod
+    def load(cls, config, checkpoint, cfg_options, work_dir, options: dict) -> _ConfigJob:
+        from ..config import load_config
+        from ..engine.apis import build_model, find_checkpoint
+        from ..engine.checkpoint import load_weights
+
+        options = {**_DEFAULT_OPTIONS, **options}
+        _check_options(
+            options["backend"], options["input_dtype"], options["batch_size"], options["device"]
+        )
+        cfg = load_config(config, cfg_options)
+        ckpt = find_checkpoint(checkpoint, cfg, work_dir)
+        model = build_model(cfg)
+        load_weights(model, ckpt)
+        hashes = {"config": config_hash(cfg.model.to_dict()), "weights": weights_hash(model)}
+        return cls(cfg, ckpt, model, options, hashes)
+
+    def folder(self, out) -> Path:
+        if out:
+            return Path(out)
+        opts = self.options
+        return default_artifact_dir(
+            self.cfg, opts["batch_size"], opts["backend"], opts["input_dtype"]
+        )
+
+    def expected(self) -> dict:
+        """What an artifact's manifest must say to be reusable for this job."""
+        opts = self.options
+        expected = {
+            "backend": opts["backend"],
+            "batch_size": opts["batch_size"],
+            "input": {"dtype": opts["input_dtype"], "scale": float(opts["input_scale"])},
+            "hashes": self.hashes,
+        }
+        if opts["backend"] == "aoti":
+            expected["device"] = str(torch.device(opts["device"]))
+        return expected
+
+
+_DEFAULT_OPTIONS = dict(
+    backend="onnxruntime", batch_size=1, input_dtype="float32", input_scale=1.0, device="cpu"
+)
+
+
+def reuse_reason(
+    config: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    cfg_options: dict | None = None,
+    work_dir: str | None = None,
+    **options,
+) -> str | None:
+    """Why the artifact at ``out`` cannot serve this config, checkpoint and options (its
+    hashes, batch size, dtype, backend or files differ), or None when it can."""
+    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options)
+    return stale_reason(job.folder(out), job.expected())
+
+
+def compile_config(
+    config: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    use_legacy: bool = False,
+    cfg_options: dict | None = None,
+    work_dir: str | None = None,
+    **options,
+) -> CompileResult:
+    """Compile a config's model with a checkpoint's weights into ``out`` (default:
+    ``default_artifact_dir``), or with ``use_legacy`` reuse an up-to-date artifact there.
+
+    ``options``: ``backend``, ``batch_size``, ``input_dtype``, ``input_scale``, ``device``
+    (as ``compile_model`` takes them).
+    """
+    from ..config import config_name
+
+    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options)
+    folder = job.folder(out)
+    reason = None
+    if use_legacy:
+        reason = stale_reason(folder, job.expected())
+        if reason is None:
+            return CompileResult(folder, reused=True)
+    compile_model(
+        job.model,
+        folder,
+        **job.options,
+        hashes=job.hashes,
+        source={"config": config_name(job.cfg), "checkpoint": str(job.checkpoint)},
+    )
+    return CompileResult(folder, reused=False, reason=reason)
+
+
+__all__ = [
+    "MANIFEST",
+    "CompileResult",
+    "compile_config",
+    "compile_model",
+    "default_artifact_dir",
+    "require",
+    "reuse_reason",
+]

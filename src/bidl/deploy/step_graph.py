@@ -1,0 +1,278 @@
+"""The state-explicit step graph: a trained network as one pure function per timestep.
+
+``StepGraph`` wraps any model built on the state protocol (``stateful_cells``,
+``SpikingBackbone.forward_step``, the backbone's temporal aggregator) into
+``(x_t, *states) -> (y_t, *new_states)`` without touching model code: for each call it
+installs the given states into the cells, runs one ``forward_step``, and reads the new
+states back. This is what compile exports (BIDL's state-variable indicated graph).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..neurons.base import StatefulCell, reset_states, stateful_cells
+from ..registry import BidlError
+
+#: dtypes of a graph's input and states; int64 is the input of token models (text)
+INPUT_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "uint8": torch.uint8,
+    "int64": torch.int64,
+}
+#: what ``--input-dtype`` may ask for (a token model's input stays int64 ids)
+COMPILE_DTYPES = ("float32", "float16", "uint8")
+STEP_COUNTER = "aggregate.steps"
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One state tensor of the step graph: ``owner`` is the cell's qualified name."""
+
+    name: str
+    owner: str
+    key: str
+    shape: tuple[int, ...]
+    dtype: str
+    init: float
+
+    def initial(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.full(self.shape, self.init, dtype=INPUT_DTYPES[self.dtype], device=device)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "init": self.init,
+        }
+
+
+def _distinct(outputs: tuple, inputs: tuple) -> tuple:
+    """Copy any output that is an input or an earlier output ('pick' returns its new state
+    as the output): an exported graph names each output once, so they must be distinct."""
+    seen = {id(t) for t in inputs}
+    distinct = []
+    for tensor in outputs:
+        distinct.append(tensor.clone() if id(tensor) in seen else tensor)
+        seen.add(id(tensor))
+    return tuple(distinct)
+
+
+def _copy_without_state(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose cells hold no state; ``model`` keeps its own (a state
+    left by a training step is part of an autograd graph, which cannot be copied)."""
+    cells = [cell for _, cell in stateful_cells(model)]
+    kept = [cell.state for cell in cells]
+    try:
+        for cell in cells:
+            cell.state = None
+        return copy.deepcopy(model)
+    finally:
+        for cell, state in zip(cells, kept, strict=True):
+            cell.state = state
+
+
+def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """(backbone, neck) of an ``ImageClassifier``, or (model, None) for a bare backbone."""
+    backbone = getattr(model, "backbone", model)
+    for needed in ("forward_step", "aggregate", "input_shape", "timestep"):
+        if not hasattr(backbone, needed):
+            raise BidlError(
+                f"cannot build a step graph from {type(backbone).__name__}: it has no "
+                f"{needed!r}. Compile needs a SpikingBackbone (per-step body, head and "
+                f"temporal aggregator) or an ImageClassifier around one."
+            )
+    if getattr(backbone, "split", None) is not None:
+        raise BidlError(
+            f"{type(backbone).__name__} is a model segment (split={list(backbone.split)}); "
+            f"compile the whole model (leave split unset)"
+        )
+    return backbone, getattr(model, "neck", None)
+
+
+def _uniform_value(tensor: torch.Tensor, where: str) -> float:
+    """The one value an initial state holds; a graph input starts from a constant fill."""
+    flat = tensor.detach().flatten()
+    if flat.numel() and not bool((flat == flat[0]).all()):
+        raise BidlError(
+            f"{where}: its initial state is not one constant value; the step graph's runtime "
+            f"fills each state with a single initial value. Make init_state return a fill."
+        )
+    return float(flat[0]) if flat.numel() else 0.0
+
+
+class StepGraph(nn.Module):
+    """``forward(x_t, *states) -> (y_t, *new_states)`` for one timestep of a batch.
+
+    ``y_t`` is the running aggregate (mean, sum or last output) of steps ``0..t`` passed
+    through the classifier's neck, so after step ``T - 1`` it equals the model's output on
+    the whole sequence. ``states`` follows ``self.states`` (cells in module order, then the
+    aggregator). A ``uint8`` input is cast and multiplied by ``input_scale`` in the graph;
+    ``float16`` runs the whole graph in half precision; token models take int64 ids.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batch_size: int = 1,
+        input_dtype: str = "float32",
+        input_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if input_dtype not in COMPILE_DTYPES:
+            raise BidlError(
+                f"unknown input dtype {input_dtype!r}; use one of {', '.join(COMPILE_DTYPES)}"
+            )
+        if batch_size < 1:
+            raise BidlError(f"batch size must be >= 1, got {batch_size}")
+        model = _copy_without_state(model).eval().requires_grad_(False)
+        self.compute_dtype = torch.float16 if input_dtype == "float16" else torch.float32
+        model.to(self.compute_dtype)
+        self.model = model
+        self.backbone, self.neck = split_classifier(model)
+        if getattr(self.backbone, "input_kind", "float") == "tokens":
+            if input_dtype == "uint8":
+                raise BidlError(
+                    f"{type(self.backbone).__name__} takes integer token ids, not frames; "
+                    f"compile it with --input-dtype float32 or float16 (its precision)"
+                )
+            input_dtype = "int64"
+        self.input_dtype = input_dtype
+        self.input_scale = float(input_scale)
+        self.batch_size = int(batch_size)
+        self.input_shape = (self.batch_size, *self.backbone.input_shape)
+        self.cells = dict(stateful_cells(self.backbone))
+        self._check_prepare_input()
+        self.states, self.output_shape = self._probe_states()
+
+    # --- discovering the states -----------------------------------------------------
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(self.input_shape, dtype=INPUT_DTYPES[self.input_dtype])
+
+    def _check_prepare_input(self) -> None:
+        """A backbone's ``prepare_input`` runs on whole sequences; the graph applies it to
+        one step at a time, which must keep that step a step."""
+        if not hasattr(self.backbone, "prepare_input"):
+            return
+        try:
+            with torch.no_grad():
+                prepared = self.backbone.prepare_input(self.example_input()[:, None])
+        except BidlError as err:
+            prepared, why = None, str(err)
+        else:
+            why = f"it turned one step into {prepared.shape[1]}"
+        if prepared is None or prepared.shape[1] != 1:
+            raise BidlError(
+                f"{type(self.backbone).__name__}.prepare_input works on whole sequences "
+                f"({why}); the step graph takes one input frame per step. Compile a "
+                f"configuration whose preprocessing keeps every step (e.g. down_t=[1, ...])."
+            )
+
+    def _probe_states(self) -> tuple[list[StateSpec], tuple[int, ...]]:
+        """Run one step from reset, recording every cell's ``init_state`` as it is made and
+        counting its steps (instance attributes shadow the methods meanwhile)."""
+        initial: dict[str, dict[str, torch.Tensor]] = {}
+        steps: dict[str, int] = {}
+
+        def spy(name: str, cell: StatefulCell) -> None:
+            def init_state(x: torch.Tensor):
+                initial[name] = type(cell).init_state(cell, x)
+                return initial[name]
+
+            def step(x: torch.Tensor, state):
+                steps[name] = steps.get(name, 0) + 1
+                return type(cell).step(cell, x, state)
+
+            cell.init_state, cell.step = init_state, step
+
+        reset_states(self.backbone)
+        try:
+            for name, cell in self.cells.items():
+                spy(name, cell)
+            with torch.no_grad():
+                y_t = self.backbone.forward_step(self._prepare(self.example_input()))
+        finally:
+            for cell in self.cells.values():
+                cell.__dict__.pop("init_state", None)
+                cell.__dict__.pop("step", None)
+            reset_states(self.backbone)
+        for name, count in steps.items():
+            if count > 1:
+                cell = self.cells[name]
+                raise BidlError(
+                    f"cell {name!r} ({type(cell).__name__}) runs {count} times per timestep; "
+                    f"a step graph needs one state per cell. Use a separate cell for each call."
+                )
+        self.cells = {name: cell for name, cell in self.cells.items() if name in initial}
+        specs = [  # module order, as forward reads them back
+            self._spec(f"{name}.{key}", name, key, initial[name][key])
+            for name, cell in self.cells.items()
+            for key in cell.state_names
+        ]
+        aggregate = self.backbone.aggregate
+        acc = aggregate.init_state(y_t)
+        specs.append(self._spec("aggregate.acc", "aggregate", "acc", acc))
+        if getattr(aggregate, "mode", None) == "mean":
+            counter = torch.zeros(1, dtype=self.compute_dtype)
+            specs.append(self._spec(STEP_COUNTER, "aggregate", "steps", counter))
+        with torch.no_grad():
+            output = self.neck(y_t) if self.neck is not None else y_t
+        return specs, tuple(output.shape)
+
+    def _spec(self, name: str, owner: str, key: str, tensor: torch.Tensor) -> StateSpec:
+        dtype = {v: k for k, v in INPUT_DTYPES.items()}.get(tensor.dtype)
+        if dtype is None:
+            raise BidlError(f"state {name!r} has dtype {tensor.dtype}; step graphs hold floats")
+        return StateSpec(name, owner, key, tuple(tensor.shape), dtype, _uniform_value(tensor, name))
+
+    # --- one step -------------------------------------------------------------------
+
+    def _prepare(self, x_t: torch.Tensor) -> torch.Tensor:
+        if self.input_dtype == "uint8":
+            x_t = x_t.to(self.compute_dtype) * self.input_scale
+        if not hasattr(self.backbone, "prepare_input"):
+            return x_t
+        return self.backbone.prepare_input(x_t[:, None])[:, 0]
+
+    def initial_states(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        return [spec.initial(device) for spec in self.states]
+
+    def forward(self, x_t: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        by_name = dict(zip((s.name for s in self.states), states, strict=True))
+        for name, cell in self.cells.items():
+            cell.state = {key: by_name[f"{name}.{key}"] for key in cell.state_names}
+        try:
+            y_t = self.backbone.forward_step(self._prepare(x_t))
+            new_states = [
+                cell.state[key] for cell in self.cells.values() for key in cell.state_names
+            ]
+        finally:
+            reset_states(self.backbone)
+        acc = by_name["aggregate.acc"]
+        if STEP_COUNTER in by_name:
+            steps = by_name[STEP_COUNTER]
+            output, acc = self.backbone.aggregate.step(y_t, acc, steps)
+            new_states += [acc, steps + 1]
+        else:
+            # the first step of 'sum' adds to the zero state: the same value as acc=None
+            output, acc = self.backbone.aggregate.step(y_t, acc, 0)
+            new_states.append(acc)
+        if self.neck is not None:
+            output = self.neck(output)
+        return _distinct((output, *new_states), (x_t, *states))
+
+    def run_sequence(self, xs: torch.Tensor) -> torch.Tensor:
+        """All steps of ``xs`` ``[B, T, ...]`` from the initial state; the last output."""
+        states = self.initial_states(xs.device)
+        output = None
+        with torch.no_grad():
+            for x_t in xs.transpose(0, 1):
+                output, *states = self(x_t, *states)
+        return output
