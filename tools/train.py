@@ -15,13 +15,15 @@ def parse_args(argv=None):
     parser.add_argument("--device", default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--deterministic", action="store_true")
+    parser.add_argument("--launcher", choices=("none", "pytorch"), default=None)
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
     return parser.parse_args(argv)
 
 
 def to_bidl_argv(args) -> list[str]:
     argv = ["train", args.config]
-    for flag in ("work_dir", "resume_from", "load_from", "device", "seed"):
+    for flag in ("work_dir", "resume_from", "load_from", "device", "seed", "launcher"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]

@@ -66,7 +66,12 @@ def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None
         raise BidlError(f"could not read config {str(path)!r}: {err}") from err
     import_custom_modules(cfg.get("custom_imports"), path)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as err:  # e.g. a dict over a string: mmengine's TypeError
+            raise BidlError(
+                f"--cfg-options {sorted(cfg_options)} do not fit config {str(path)!r}: {err}"
+            ) from None
     for part in ("model", "data"):
         if part not in cfg:
             raise BidlError(f"config {str(path)!r} has no {part!r} section; see docs/config.md")

@@ -16,6 +16,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
     parser.add_argument("--resume-from", default=None, help="checkpoint to resume training from")
     parser.add_argument("--load-from", default=None, help="checkpoint whose weights start training")
+    parser.add_argument(
+        "--launcher",
+        choices=("none", "pytorch"),
+        default="none",
+        help="pytorch: one process of a torchrun job (data-parallel; see tools/dist_train.sh)",
+    )
 
 
 def run(args) -> None:
@@ -33,6 +39,7 @@ def run(args) -> None:
         device=args.device,
         seed=args.seed,
         deterministic=args.deterministic or None,
+        launcher=args.launcher,
     )
     if metrics:
         print("final validation: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))

@@ -121,7 +121,59 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise ArtifactError(f"{path}: unknown backend {manifest['backend']!r}")
     for name in [manifest["graph"], *manifest["files"]]:
         artifact_file(folder, name)
+    _check_entries(path, manifest)
     return manifest
+
+
+MAX_ELEMENTS = 2**28  # a tensor the manifest describes; more means a damaged manifest
+
+
+def _check_entries(path: Path, manifest: dict) -> None:
+    """The nested parts the runtime reads: tensor entries, sizes, hashes (fuzzing found
+    damaged ones surfacing as TypeError / KeyError deep inside the runtime)."""
+
+    def bad(where: str, what: str):
+        return ArtifactError(f"{path}: {where} {what}; recompile the artifact")
+
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for key in ("batch_size", "timesteps"):
+        if not is_int(manifest[key]) or manifest[key] < 1:
+            raise bad(key, "must be a positive integer")
+    if not all(isinstance(v, str) for v in manifest["files"].values()):
+        raise bad("'files'", "must map file names to hashes (strings)")
+    if not all(isinstance(v, str) for v in manifest["hashes"].values()):
+        raise bad("'hashes'", "must map names to hashes (strings)")
+    if manifest.get("device") is not None and not isinstance(manifest["device"], str):
+        raise bad("'device'", "must be a string")
+    if manifest.get("source") is not None and not isinstance(manifest["source"], dict):
+        raise bad("'source'", "must be a dict")
+    entries = [("input", manifest["input"]), ("output", manifest["output"])]
+    entries += [(f"states[{i}]", s) for i, s in enumerate(manifest["states"])]
+    for where, entry in entries:
+        if not isinstance(entry, dict):
+            raise bad(where, "must be a dict with name, shape and dtype")
+        if not isinstance(entry.get("name"), str):
+            raise bad(f"{where}.name", "must be a string")
+        if not isinstance(entry.get("dtype"), str) or entry["dtype"] not in DTYPE_BYTES:
+            raise bad(f"{where}.dtype", f"must be one of {sorted(DTYPE_BYTES)}")
+        shape = entry.get("shape")
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(is_int(d) and 0 <= d <= MAX_ELEMENTS for d in shape)
+        ):
+            raise bad(f"{where}.shape", "must be a non-empty list of non-negative integers")
+        count = 1
+        for size in shape:
+            count *= size
+        if count > MAX_ELEMENTS:
+            raise bad(f"{where}.shape", f"has more than {MAX_ELEMENTS} elements")
+        for key in ("init", "scale"):
+            value = entry.get(key, None if where.startswith("states") and key == "init" else 0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad(f"{where}.{key}", "must be a number")
 
 
 def verify_files(folder: Path, manifest: dict) -> None:

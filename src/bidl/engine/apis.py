@@ -12,6 +12,7 @@ from ..config import Config, config_name, load_config
 from ..registry import BidlError
 from .checkpoint import load_weights
 from .dataloader import build_dataloader, seed_everything
+from .distributed import init_dist, is_main_process, local_device
 from .evaluation import predict
 from .runner import EpochBasedRunner, autocast_context
 
@@ -49,9 +50,17 @@ def train_model(
     device: str | None = None,
     seed: int | None = None,
     deterministic: bool | None = None,
+    launcher: str = "none",
 ) -> dict:
-    """Train a config; returns the last validation metrics."""
+    """Train a config; returns the last validation metrics (rank 0's under torchrun).
+
+    ``launcher='pytorch'``: one process of a torchrun job (data-parallel, ``dist_params``)."""
     cfg = load_config(config, cfg_options)
+    backend = (cfg.get("dist_params") or {}).get("backend")
+    started = launcher != "none" and not torch.distributed.is_initialized()
+    rank, _ = init_dist(launcher, backend)
+    if launcher != "none" and device is None:
+        device = str(local_device(backend or torch.distributed.get_backend()))
     work_dir = Path(work_dir or cfg.get("work_dir") or default_work_dir(cfg))
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg.work_dir = str(work_dir)
@@ -59,12 +68,17 @@ def train_model(
     deterministic = bool(
         cfg.get("deterministic", False) if deterministic is None else deterministic
     )
-    cfg.dump(str(work_dir / f"{config_name(cfg)}.py"))
-    seed_everything(seed, deterministic)
+    if is_main_process():
+        cfg.dump(str(work_dir / f"{config_name(cfg)}.py"))
+    seed_everything(seed + rank, deterministic)  # DDP copies rank 0's initial weights
     datasets = build_datasets(cfg)
     model = build_model(cfg)
     runner = EpochBasedRunner(cfg, model, datasets, work_dir, resolve_device(device), seed)
-    return runner.run()
+    try:
+        return runner.run()
+    finally:
+        if started:
+            torch.distributed.destroy_process_group()
 
 
 def find_checkpoint(

@@ -43,6 +43,15 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files that ``atomic_write`` leaves when its process is killed mid-write
+    (a SIGKILL gives it no chance to clean up); nothing ever reads them."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def rng_states() -> dict:
     """Every random generator training uses, in a form ``weights_only`` loading accepts."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()

@@ -15,8 +15,16 @@ from tqdm import tqdm
 from ..analysis.activity import ActivityMonitor
 from ..config import Config, config_name
 from ..registry import BidlError
-from .checkpoint import load_checkpoint, load_weights, rng_states, save_checkpoint, set_rng_states
+from .checkpoint import (
+    load_checkpoint,
+    load_weights,
+    remove_stale_temp_files,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 from .dataloader import build_dataloader
+from .distributed import barrier, get_dist_info, wrap_ddp
 from .evaluation import move_batch, predict
 from .lr_schedule import LrSchedule
 from .optimizer import build_optimizer
@@ -58,19 +66,32 @@ class EpochBasedRunner:
             self.model.compile(**options)
         self.device = device
         self.seed = seed
+        # data parallel: train through DDP, keep self.model plain (checkpoints, validation)
+        self.rank, self.world_size = get_dist_info()
+        self.is_main = self.rank == 0
+        self.train_module = self.model
+        if self.world_size > 1:
+            self.train_module, self.model = wrap_ddp(self.model, device, cfg.get("sync_bn", False))
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:  # temp files left by a run killed while saving a checkpoint
+            remove_stale_temp_files(self.work_dir)
         self.train_set, self.val_set = datasets["train"], datasets.get("val")
         self.samples_per_gpu = int(cfg.data.samples_per_gpu)
         self.workers = int(cfg.data.get("workers_per_gpu", 0))
         self.max_epochs = int(
             (cfg.get("runner") or {}).get("max_epochs", cfg.get("total_epochs", 1))
         )
-        self.iters_per_epoch = max(1, len(self.train_set) // self.samples_per_gpu)
-        self.optimizer = build_optimizer(model, cfg.optimizer)
+        per_rank = len(self.train_set) // self.world_size  # DistributedSampler, drop_last
+        self.iters_per_epoch = max(1, per_rank // self.samples_per_gpu)
+        self.optimizer = build_optimizer(self.model, cfg.optimizer)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.schedule = LrSchedule(cfg.get("lr_config"), self.max_epochs, self.iters_per_epoch)
         self.grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
+        # optimizer_config.skip_nonfinite=True: skip a step whose loss is NaN/inf (counted,
+        # logged) instead of stopping; an epoch with a skipped step is never saved as best
+        self.skip_nonfinite = bool((cfg.get("optimizer_config") or {}).get("skip_nonfinite"))
+        self.skipped_steps, self.epoch_skipped = 0, 0
         self.autocast = autocast_context(cfg.get("fp16"), device)
         use_scaler = self.autocast is not None and self.autocast.fast_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
@@ -85,6 +106,10 @@ class EpochBasedRunner:
 
     # ------------------------------------------------------------------ set-up
     def _setup_text_log(self) -> None:
+        self._log_handler = None
+        if not self.is_main:  # rank 0 alone logs
+            logger.setLevel("ERROR")
+            return
         handler = logging.FileHandler(self.work_dir / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
         self._log_handler = handler
@@ -92,6 +117,8 @@ class EpochBasedRunner:
         logger.setLevel(self.cfg.get("log_level", "INFO"))
 
     def write_json(self, record: dict) -> None:
+        if not self.is_main:
+            return
         with open(self.log_json, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         self.tensorboard.write(record, self.iter)
@@ -112,6 +139,11 @@ class EpochBasedRunner:
         if self.scaler is not None and "scaler" in checkpoint:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.epoch, self.iter = int(meta.get("epoch", 0)), int(meta.get("iter", 0))
+        if int(meta.get("world_size", 1)) != self.world_size:  # iterations per epoch changed
+            self.iter = self.epoch * self.iters_per_epoch
+            logger.info(
+                "world size changed from %s to %d", meta.get("world_size", 1), self.world_size
+            )
         self.best_top1 = float(meta.get("best_top1", -math.inf))
         if "rng" in meta:
             set_rng_states(meta["rng"])
@@ -127,6 +159,7 @@ class EpochBasedRunner:
                 "seed": self.seed,
                 "max_epochs": self.max_epochs,
                 "iters_per_epoch": self.iters_per_epoch,
+                "world_size": self.world_size,
                 "torch": torch.__version__,
             }
         )
@@ -141,31 +174,41 @@ class EpochBasedRunner:
                 if self.val_set is not None and self.epoch % self.eval_cfg.get("interval", 1) == 0:
                     metrics = self.validate()
                 self.save_checkpoints(metrics)
+                barrier()  # the other ranks wait for rank 0's validation and checkpoints
         finally:
             self.tensorboard.close()
-            logger.removeHandler(self._log_handler)
-            self._log_handler.close()
+            if self._log_handler is not None:
+                logger.removeHandler(self._log_handler)
+                self._log_handler.close()
         return metrics
 
     def train_epoch(self) -> None:
-        self.model.train()
+        self.train_module.train()
+        sampler = None
+        if self.world_size > 1:
+            sampler = torch.utils.data.DistributedSampler(
+                self.train_set, self.world_size, self.rank, shuffle=True, seed=self.seed
+            )
+            sampler.set_epoch(self.epoch)  # a new order every epoch, the same on every rank
         loader = build_dataloader(
             self.train_set,
             self.samples_per_gpu,
             self.workers,
             shuffle=True,
-            seed=self.seed,
+            seed=self.seed + 1000003 * self.rank,  # loader workers differ between ranks
             epoch=self.epoch,
             drop_last=True,
+            sampler=sampler,
         )
         bar = tqdm(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
-            disable=None,
+            disable=None if self.is_main else True,
             unit="it",
             leave=False,
         )
         start = time.perf_counter()
+        self.epoch_skipped = 0
         for inner, batch in enumerate(bar):
             lrs = self.set_lr()
             losses = self.train_step(move_batch(batch, self.device), inner)
@@ -181,6 +224,8 @@ class EpochBasedRunner:
                     "time": elapsed / (inner + 1),
                     **losses,
                 }
+                if self.skip_nonfinite:
+                    record["skipped_nonfinite"] = self.skipped_steps
                 self.write_json(record)
                 logger.info(
                     "Epoch [%d][%d/%d] lr: %.3e, %s",
@@ -200,8 +245,20 @@ class EpochBasedRunner:
 
     def train_step(self, batch: dict, inner: int) -> dict:
         with self.autocast or nullcontext():
-            losses = self.model(batch["img"], batch["gt_label"])
+            losses = self.train_module(batch["img"], batch["gt_label"])
         loss = losses["loss"]
+        if not torch.isfinite(loss) and self.skip_nonfinite:
+            self.skipped_steps += 1
+            self.epoch_skipped += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            logger.warning(
+                "loss is %s at epoch %d, iteration %d: step skipped (%d skipped so far)",
+                loss.item(),
+                self.epoch + 1,
+                inner + 1,
+                self.skipped_steps,
+            )
+            return _scalars(losses)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"loss is {loss.item()} at epoch {self.epoch + 1}, iteration {inner + 1}; "
@@ -223,6 +280,8 @@ class EpochBasedRunner:
         return _scalars(losses)
 
     def validate(self) -> dict:
+        if not self.is_main:  # rank 0 validates on the plain module
+            return {}
         loader = build_dataloader(
             self.val_set, self.samples_per_gpu, self.workers, seed=self.seed, epoch=self.epoch
         )
@@ -237,13 +296,21 @@ class EpochBasedRunner:
         return metrics
 
     def save_checkpoints(self, metrics: dict) -> None:
+        if not self.is_main:
+            return
         top1 = metrics.get("accuracy_top-1", -math.inf)
-        improved = math.isfinite(top1) and top1 > self.best_top1
+        poisoned = self.epoch_skipped > 0 or not all(
+            torch.isfinite(p).all() for p in self.model.parameters()
+        )
+        if poisoned:
+            logger.warning("epoch %d had non-finite losses or weights: not a best.pth", self.epoch)
+        improved = math.isfinite(top1) and top1 > self.best_top1 and not poisoned
         if improved:
             self.best_top1 = top1
         meta = {
             "epoch": self.epoch,
             "iter": self.iter,
+            "world_size": self.world_size,
             "best_top1": self.best_top1,
             "config": self.config_text,
             "rng": rng_states(),
