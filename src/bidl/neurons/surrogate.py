@@ -38,76 +38,29 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x > 0).to(x.dtype)
 
 
-class _RectangleFn(torch.autograd.Function):
+class _SurrogateSpikeFn(torch.autograd.Function):
+    """Heaviside forward; the backward uses the surrogate's own ``grad`` (one formula each)."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, a: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, surrogate: SurrogateSpike) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.a = a
+        ctx.surrogate = surrogate
         return heaviside(x)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (x,) = ctx.saved_tensors
-        a = ctx.a
-        inside = (x.abs() < a).to(grad_out.dtype)
-        return grad_out * inside * (1.0 / (2.0 * a)), None
-
-
-class _SigmoidFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        s = torch.sigmoid(alpha * x)
-        return grad_out * (alpha * s * (1.0 - s)), None
-
-
-class _ATanFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        scaled = (math.pi / 2.0 * alpha) * x
-        return grad_out * ((alpha / 2.0) / (1.0 + scaled * scaled)), None
-
-
-class _TriangleFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, a: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.a = a
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        a = ctx.a
-        g = (1.0 / a - x.abs() / (a * a)).clamp(min=0.0)
-        return grad_out * g, None
+        return grad_out * ctx.surrogate.grad(x).to(grad_out.dtype), None
 
 
 class SurrogateSpike:
     """Base of the surrogate spike functions: ``fn(x)`` gives spikes ``(x > 0)``.
 
-    Subclasses set ``_function`` (their autograd Function), ``_param`` (the name of their
-    one shape parameter) and implement ``grad(x)``, the surrogate derivative, which the
-    backward pass uses and tests can compare against.
+    Subclasses set ``_param`` (the name of their one shape parameter) and implement
+    ``grad(x)``, the surrogate derivative, which the backward pass uses.
     """
 
     name: str = ""
-    _function: type[torch.autograd.Function]
     _param: str
 
     def __init__(self, value: float) -> None:
@@ -120,7 +73,7 @@ class SurrogateSpike:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
-            return self._function.apply(x, getattr(self, self._param))
+            return _SurrogateSpikeFn.apply(x, self)
         return heaviside(x)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,7 +96,6 @@ class Rectangle(SurrogateSpike):
     """Rectangular window: gradient ``1 / (2a)`` where ``|x| < a``, else 0 (BIDL's default)."""
 
     name = "rectangle"
-    _function = _RectangleFn
     _param = "a"
 
     def __init__(self, a: float = 0.5) -> None:
@@ -157,7 +109,6 @@ class Sigmoid(SurrogateSpike):
     """Derivative of ``sigmoid(alpha x)``: ``alpha * s * (1 - s)``."""
 
     name = "sigmoid"
-    _function = _SigmoidFn
     _param = "alpha"
 
     def __init__(self, alpha: float = 4.0) -> None:
@@ -172,7 +123,6 @@ class ATan(SurrogateSpike):
     """Derivative of ``atan(pi/2 alpha x) / pi + 1/2``: ``(alpha/2) / (1 + (pi/2 alpha x)^2)``."""
 
     name = "atan"
-    _function = _ATanFn
     _param = "alpha"
 
     def __init__(self, alpha: float = 2.0) -> None:
@@ -186,7 +136,6 @@ class Triangle(SurrogateSpike):
     """Triangular window of half-width ``a``: gradient ``max(0, 1/a - |x|/a^2)``."""
 
     name = "triangle"
-    _function = _TriangleFn
     _param = "a"
 
     def __init__(self, a: float = 1.0) -> None:
