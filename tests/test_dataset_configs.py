@@ -1,5 +1,6 @@
-"""A config per data family builds its dataset from tiny files and trains two epochs;
-a user's own dataset file loads through the config's custom_imports."""
+"""The shipped config of each data family, shrunk by --cfg-options, builds its dataset from
+tiny files written in the real format and trains two epochs; a user's own dataset file
+loads through the config's custom_imports."""
 
 from __future__ import annotations
 
@@ -7,118 +8,246 @@ import textwrap
 
 import numpy as np
 import pytest
-from format_writers import write_idx
+from format_writers import (
+    random_events,
+    write_aedat2_dvs128,
+    write_idx,
+    write_jpeg_frames,
+    write_nmnist,
+)
 from test_dvs_datasets import make_gesture_raw
 from test_frame_text_datasets import make_jester
 
-from bidl.config import load_config
+from bidl.config import _PROJECT_CONFIGS, list_configs, load_config
 from bidl.datasets import build_dataset
+from bidl.datasets.cifar10_dvs import CIFAR10_CLASSES
 from bidl.engine import train_model
 from bidl.registry import BidlError
 
-RUNTIME = """
-optimizer = dict(type="SGD", lr=0.05, momentum=0.9)
-optimizer_config = dict(grad_clip=None)
-lr_config = dict(policy="CosineAnnealing", min_lr=0, by_epoch=False)
-runner = dict(type="EpochBasedRunner", max_epochs=2)
-evaluation = dict(interval=1, metric="accuracy", metric_options=dict(topk=(1,)))
-checkpoint_config = dict(interval=1)
-log_config = dict(interval=1)
-log_level = "WARNING"
-load_from = None
-resume_from = None
-"""
+
+def shipped(name: str, root, backbone: dict, splits: dict, **options) -> tuple[str, dict]:
+    """The shipped config ``name`` with --cfg-options that read the data from ``root`` in
+    batches of 4 without workers for 2 epochs, and set ``backbone`` keys and the dataset
+    keywords ``splits`` of train, val and test (``options``: any other key)."""
+    merged = {
+        "data.samples_per_gpu": 4,
+        "data.workers_per_gpu": 0,
+        "runner.max_epochs": 2,
+        "log_config.interval": 1,
+        "log_level": "WARNING",
+        **{f"model.backbone.{key}": value for key, value in backbone.items()},
+    }
+    for split in ("train", "val", "test"):
+        merged.update(
+            {
+                f"data.{split}.{key}": value
+                for key, value in dict(splits, data_prefix=str(root)).items()
+            }
+        )
+    return name, {**merged, **options}
 
 
-def clif(timestep, channels, size, nclass):
-    return (
-        f"model = dict(type='ImageClassifier', backbone=dict(type='SeqClif3Fc3DmItout', "
-        f"timestep={timestep}, c0={channels}, h0={size}, w0={size}, nclass={nclass}), neck=None, "
-        f"head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss'), topk=(1,), cal_acc=True))\n"
-    )
-
-
-def data(dataset: str, train_steps: str = "", dtype: str = "float32", **keywords) -> str:
-    extra = ", ".join(f"{k}={v!r}" for k, v in keywords.items())
-    tail = f"[dict(type='ToTensorType', keys=['img'], dtype='{dtype}'), dict(type='ToTensor', keys=['gt_label']), dict(type='Collect', keys=['img', 'gt_label'])]"
-    return (
-        f"pipeline = [{train_steps}] + {tail}\n"
-        f"data = dict(samples_per_gpu=4, workers_per_gpu=0,\n"
-        f"    train=dict(type={dataset!r}, pipeline=pipeline, {extra}),\n"
-        f"    val=dict(type={dataset!r}, pipeline=pipeline, test_mode=True, {extra}))\n"
-    )
-
-
-def dvs(root):
-    make_gesture_raw(root)
-    return clif(4, 2, 16, 11) + data(
-        "DvsGesture",
-        "dict(type='RandomCropVideo', size=16, padding=2)",
-        data_prefix=str(root),
-        timesteps=4,
-        size=16,
+def dvs_gesture(root):
+    make_gesture_raw(root)  # AEDAT 3.1 recordings, label csv files, trial lists
+    return shipped(
+        "clif3flif2dg_itout-b16x1-dvsgesture",
+        root,
+        backbone=dict(timestep=4, h=16, w=16),
+        splits=dict(timesteps=4, size=16),
+        **{"data.train.pipeline.0.size": 16},
     )
 
 
 def mnist(root):
     images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
-    for prefix in ("train", "t10k"):
+    for prefix in ("train", "t10k"):  # the IDX files
         write_idx(root / f"{prefix}-images-idx3-ubyte", images)
         write_idx(root / f"{prefix}-labels-idx1-ubyte", np.arange(8, dtype=np.uint8) % 10)
-    return clif(4, 1, 16, 10) + data(
-        "MNIST",
-        "dict(type='ResizeVideo', size=16)",
-        data_prefix=str(root),
-        encoder=dict(type="Rate", timesteps=4),
+    return shipped(
+        "clif3fc3mnrate_itout-b128x1-mnist",
+        root,
+        backbone=dict(timestep=4),
+        splits={"encoder.timesteps": 4},
     )
 
 
 def jester(root):
-    make_jester(root)
-    return clif(3, 3, 16, 3) + data(
-        "Jester20bn",
-        "dict(type='LoadFramesInFolder', n_frame=3), dict(type='CenterCropVideo', crop_size=16), dict(type='NormalizeVideo', mean=[0, 0, 0], std=[255, 255, 255])",
-        data_prefix=str(root),
-        ann_file="jester-v1-train.csv",
+    make_jester(root)  # JPEG frame folders and the Jester csv files
+    return shipped(
+        "resnetlif18-itout-b16x4-8-jester",
+        root,
+        backbone=dict(timestep=3, h=16, w=16, stem_channels=8, base_channels=8, nclass=10),
+        splits={"pipeline.0.num_frames": 3, "pipeline.0.size": 16},
+        **{"data.train.pipeline.1.size": 16, "data.train.pipeline.1.padding": 2},
     )
 
 
-def luna(root):
+def luna(root, name="clif3fc3lc_itout-b16x1-luna16cls"):
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
-        for label in ("0", "1"):
+        for label in ("0", "1"):  # CT patches as .npy volumes
             (root / split / label).mkdir(parents=True)
             for i in range(2):
-                np.save(
-                    root / split / label / f"{i}.npy",
-                    rng.normal(-500, 300, (6, 20, 20)).astype(np.float32),
-                )
-    return clif(4, 1, 16, 2) + data("Luna16Cls", data_prefix=str(root), timesteps=4, size=16)
+                volume = rng.normal(-500, 300, (6, 20, 20)).astype(np.float32)
+                np.save(root / split / label / f"{i}.npy", volume)
+    return shipped(
+        name,
+        root,
+        backbone=dict(timestep=4, h=16, w=16),
+        splits=dict(timesteps=4, size=16),
+        **{"data.train.pipeline.0.size": 16},
+    )
+
+
+def luna32(root):
+    return luna(root, "clif3fc3lc_itout-b16x1-luna16cls32")
 
 
 def imdb(root):
     for split in ("train", "test"):
-        for label in ("pos", "neg"):
+        for label in ("pos", "neg"):  # aclImdb text reviews
             (root / "aclImdb" / split / label).mkdir(parents=True)
             for i in range(3):
                 (root / "aclImdb" / split / label / f"{i}_1.txt").write_text(f"{label} movie {i}")
-    model = (
-        "model = dict(type='ImageClassifier', backbone=dict(type='FastTextItout', timestep=10, "
-        "vocab_size=50, embedding_dim=8, hidden_dim=16, nclass=2), neck=None, head=dict("
-        "type='ClsHead', loss=dict(type='CrossEntropyLoss'), topk=(1,), cal_acc=True))\n"
+    return shipped(
+        "fasttext-b16x1-imdb",
+        root,
+        backbone=dict(timestep=10, vocab_size=50, embedding_dim=8, hidden_dim=16),
+        splits=dict(timesteps=10, vocab_size=50),
     )
-    return model + data("imdb", dtype="int64", data_prefix=str(root), timesteps=10, vocab_size=50)
 
 
-@pytest.mark.parametrize("family", [dvs, mnist, jester, luna, imdb], ids=lambda f: f.__name__)
+def cifar10dvs(root):
+    for name in CIFAR10_CLASSES:  # jAER AEDAT 2.0 recordings, one folder per class
+        (root / name).mkdir()
+        for i in range(2):
+            write_aedat2_dvs128(
+                root / name / f"cifar10_{name}_{i}.aedat", random_events(60, seed=i)
+            )
+    return shipped(
+        "clif5fc2cd_itout-b64x1-cifar10dvs",
+        root,
+        backbone=dict(timestep=3, h=64, w=64),
+        splits=dict(timesteps=3, size=64, train_ratio=0.5),
+        **{"data.train.pipeline.0.size": 64, "data.train.pipeline.0.padding": 4},
+    )
+
+
+def dvs_mnist(root):
+    for split in ("Train", "Test"):  # N-MNIST .bin files of 40-bit event records
+        for digit in ("0", "1", "2"):
+            (root / split / digit).mkdir(parents=True)
+            for i in range(2):
+                events = random_events(80, size=(34, 34), t_max=300_000, seed=10 * int(digit) + i)
+                write_nmnist(root / split / digit / f"{i:05d}.bin", events)
+    return shipped(
+        "clif3fc3dm_itout-b16x1-dvsmnist", root, backbone=dict(timestep=4), splits=dict(timesteps=4)
+    )
+
+
+def rgbgesture(root):
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):  # folders of JPEG frames per split/class/clip
+        for gesture in ("wave", "push"):
+            for clip in range(2):
+                frames = rng.integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+                write_jpeg_frames(root / split / gesture / f"clip{clip}", frames)
+    return shipped(
+        "clif3flif2rg_itout-b16x1-rgbgesture",
+        root,
+        backbone=dict(timestep=4, h=16, w=16),
+        splits=dict(timesteps=4, shape=16),
+        **{"data.train.pipeline.0.size": 16},
+    )
+
+
+def es_imagenet(root):
+    rng = np.random.default_rng(0)
+    for folder, labels in (("train", "trainlabel.txt"), ("val", "vallabel.txt")):
+        (root / folder).mkdir()
+        rows = []
+        for i in range(4):  # pos/neg events (x, y, t = 1..8) in the 254-pixel frame
+            pos, neg = (
+                np.column_stack([rng.integers(0, 254, (50, 2)), rng.integers(1, 9, 50)])
+                for _ in range(2)
+            )
+            np.savez(root / folder / f"n{i}_{folder}.npz", pos=pos, neg=neg)
+            rows.append(f"n{i}_{folder}.npz {i % 3} 1\n")
+        (root / labels).write_text("".join(rows))
+    return shipped(
+        "resnetlif18-itout-b64x4-esimagenet",
+        root,
+        backbone=dict(h=16, w=16, stem_channels=8, base_channels=8, low_resolut=True, nclass=10),
+        splits=dict(size=16),
+        **{"data.train.pipeline.0.size": 16, "data.train.pipeline.0.padding": 2},
+    )
+
+
+BABI_STORY = """1 Mary moved to the bathroom.
+2 John went to the hallway.
+3 Where is Mary? \tbathroom\t1
+4 Daniel went back to the garden.
+5 Where is Daniel? \tgarden\t4
+1 Sandra journeyed to the office.
+2 Where is Sandra? \toffice\t1
+3 John travelled to the kitchen.
+4 Where is John? \tkitchen\t3
+"""
+
+
+def babi(root):
+    folder = root / "tasks_1-20_v1-2" / "en"  # bAbI v1.2 task files, numbered lines
+    folder.mkdir(parents=True)
+    for split in ("train", "test"):
+        (folder / f"qa1_single-supporting-fact_{split}.txt").write_text(BABI_STORY)
+    return shipped(
+        "fasttext-b32x1-babi",
+        root,
+        backbone=dict(timestep=24, vocab_size=40, embedding_dim=8, hidden_dim=16),
+        splits=dict(timesteps=24),
+    )
+
+
+FAMILIES = [
+    dvs_gesture,
+    mnist,
+    jester,
+    luna,
+    luna32,
+    imdb,
+    cifar10dvs,
+    dvs_mnist,
+    rgbgesture,
+    es_imagenet,
+    babi,
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.__name__)
 def test_family_config_trains_two_epochs(tmp_path, family):
     root = tmp_path / "data"
     root.mkdir()
-    config = tmp_path / f"tiny-{family.__name__}.py"
-    config.write_text(family(root) + RUNTIME)
-    metrics = train_model(str(config), work_dir=str(tmp_path / "work"), device="cpu")
+    config, options = family(root)
+    work = tmp_path / "work"
+    metrics = train_model(str(config), work_dir=str(work), cfg_options=options, device="cpu")
     assert "accuracy_top-1" in metrics
-    assert (tmp_path / "work" / "epoch_2.pth").is_file()
+    assert (work / "epoch_2.pth").is_file()
+
+
+def test_every_dataset_of_the_shipped_configs_is_trained_above(tmp_path):
+    shipped_types = {
+        load_config(path).data.train.type
+        for path in list_configs().values()
+        if path.resolve().is_relative_to(_PROJECT_CONFIGS.resolve())
+    }
+    trained = set()
+    for family in FAMILIES:
+        root = tmp_path / family.__name__
+        root.mkdir()
+        trained.add(load_config(family(root)[0]).data.train.type)
+    # DigitsDVS is generated by bidl (tests/test_digits_dvs.py); generating even its
+    # smallest set takes about half a minute here
+    assert shipped_types - trained == {"DigitsDVS"}
 
 
 MY_DATASET = """
@@ -152,7 +281,8 @@ def test_custom_imports_accepts_a_relative_py_path(tmp_path):
     (tmp_path / "plugins" / "own.py").write_text(textwrap.dedent(MY_DATASET))
     config = tmp_path / "mine.py"
     config.write_text(
-        "custom_imports = dict(imports=['plugins/own.py'])\nmodel = dict()\n"
+        "custom_imports = dict(imports=['plugins/own.py'])\n"
+        "model = dict(type='ImageClassifier')\n"
         "data = dict(train=dict(type='MyOwnDataset', data_prefix='unused'))\n"
     )
     assert len(build_dataset(load_config(str(config)).data.train)) == 5

@@ -20,6 +20,7 @@ COMMANDS = {
     "viz": "viz",
     "compile": "compile",
     "infer": "infer",
+    "infer-multi": "infer_multi",
     "export": "export",
 }
 

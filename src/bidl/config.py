@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from .config_check import check_config
 from .custom_imports import import_custom_modules
 from .registry import BidlError
 
@@ -75,6 +76,10 @@ def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None
     for part in ("model", "data"):
         if part not in cfg:
             raise BidlError(f"config {str(path)!r} has no {part!r} section; see docs/config.md")
+    try:
+        check_config(cfg)
+    except BidlError as err:
+        raise type(err)(f"config {str(path)!r}: {err}") from None
     return cfg
 
 

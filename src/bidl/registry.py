@@ -100,11 +100,85 @@ def build(cfg: dict | None, registry: Registry, **default_args: Any) -> Any:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as err:
         raise BidlError(
-            f"{registry.name} {obj_type!r}: {err}; check the keys of its config"
+            f"{registry.name} {obj_type!r}: {err}; {_takes(factory)}check the keys of its config"
         ) from None
     except ValueError:  # builtins without a signature
         pass
-    return factory(**kwargs)
+    try:
+        return factory(**kwargs)
+    except TypeError as err:  # a **kwargs passed on to a base class that does not take it
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise BidlError(
+            f"{registry.name} {obj_type!r}: {err}; {_takes(factory)}check the keys of its config"
+        ) from None
+
+
+def accepted_keys(factory: Callable) -> tuple[set[str], bool]:
+    """The keyword names ``factory`` takes, and whether it takes any other (an open ``**kw``).
+
+    A class whose ``__init__`` passes ``**kwargs`` on to its base classes takes the keys of
+    every ``__init__`` up the chain; the chain is closed when one of them has no ``**kw``."""
+    inits = (
+        [c.__dict__["__init__"] for c in factory.__mro__ if "__init__" in c.__dict__]
+        if inspect.isclass(factory)
+        else [factory]
+    )
+    names: set[str] = set()
+    for init in inits:
+        if init is object.__init__:
+            break
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # builtins without a signature
+            return names, True
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names - {"self"}, False
+    return names - {"self"}, True
+
+
+def _takes(factory: Callable) -> str:
+    names, is_open = accepted_keys(factory)
+    if is_open or not names:
+        return ""
+    return f"it takes {', '.join(sorted(names))}; "
+
+
+def check_keys(cfg: Any, registry: Registry, path: str) -> None:
+    """Check the config ``cfg`` found at key path ``path`` (e.g. ``model.backbone``) before it
+    is built: a dict whose ``type`` ``registry`` knows and whose other keys that type takes.
+    Missing keys are left to the build; a mistake raises a ``BidlError`` naming the path."""
+    if cfg is None:
+        return
+    if not isinstance(cfg, dict):
+        raise BidlError(
+            f"{path}: expected a dict with a 'type' key (a {registry.name} config), "
+            f"got {type(cfg).__name__} {cfg!r:.60}"
+        )
+    if "type" not in cfg:
+        raise BidlError(f"{path}: a {registry.name} config needs a 'type' key; got {sorted(cfg)}")
+    obj_type = cfg["type"]
+    if not isinstance(obj_type, str):
+        if callable(obj_type):
+            return
+        raise BidlError(
+            f"{path}.type: expected a {registry.name} name (a string), got {obj_type!r}"
+        )
+    try:
+        factory = registry.get(obj_type)
+    except UnknownTypeError as err:
+        raise UnknownTypeError(f"{path}.type: {err}") from None
+    names, is_open = accepted_keys(factory)
+    unknown = sorted(k for k in cfg if k != "type" and k not in names)
+    if unknown and not is_open:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise BidlError(
+            f"{path}.{key}: unknown key for {registry.name} {obj_type!r}{hint}; "
+            f"it takes {', '.join(sorted(names)) or 'no keys'}"
+        )
 
 
 BACKBONES = Registry("backbone")

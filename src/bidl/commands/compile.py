@@ -17,6 +17,12 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--out", default=None, help="artifact folder (default: model_files/<category>/...)"
     )
+    parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="compile the config's model_0, model_1, ... (each a split of the backbone) into "
+        "one pipeline artifact for `bidl infer-multi`",
+    )
 
 
 def add_compile_args(parser) -> None:
@@ -24,7 +30,9 @@ def add_compile_args(parser) -> None:
     parser.add_argument(
         "--checkpoint", required=True, help="checkpoint path, or a file name in the work dir"
     )
-    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "aoti"])
+    parser.add_argument(
+        "--backend", default="onnxruntime", choices=["onnxruntime", "aoti", "torch"]
+    )
     parser.add_argument("--batch", type=int, default=1, help="batch size of the graph")
     parser.add_argument("--input-dtype", default="float32", choices=["float32", "float16", "uint8"])
     parser.add_argument(
@@ -66,6 +74,7 @@ def compile_from_args(args):
         device=device,
         cfg_options=args.cfg_options,
         work_dir=args.work_dir,
+        segments=getattr(args, "segments", False),
     )
     if result.reused:
         print(f"reusing {result.path} (config and weights unchanged)")
@@ -79,6 +88,12 @@ def compile_from_args(args):
 def run(args) -> None:
     from ..deploy import read_manifest
     from ..deploy.artifact import describe_manifest
+    from ..deploy.segments import read_pipeline
 
     result = compile_from_args(args)
-    print(describe_manifest(read_manifest(result.path)))
+    if not args.segments:
+        print(describe_manifest(read_manifest(result.path)))
+        return
+    _, folders = read_pipeline(result.path)
+    for folder in folders:
+        print(f"\n== {folder.name}\n{describe_manifest(read_manifest(folder))}")

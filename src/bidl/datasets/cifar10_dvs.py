@@ -70,4 +70,4 @@ class CIFAR10DVS(EventDataset):
         return refs, labels
 
     def read_events(self, ref):
-        return read_event_file(ref), None, None
+        return read_event_file(ref, self.SENSOR_SIZE), None, None

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..registry import DATASETS, BidlError
 from .event_dataset import EventDataset
-from .event_formats import read_aedat31
+from .event_formats import read_event_file
 
 GESTURES = [
     "hand_clapping",
@@ -96,7 +96,7 @@ class DVS128Gesture(EventDataset):
     def read_events(self, ref):
         path, start, end = ref
         if self._last is None or self._last[0] != path:  # segments of a file come together
-            self._last = (path, read_aedat31(path))
+            self._last = (path, read_event_file(path, self.SENSOR_SIZE))
         events = self._last[1]
         inside = (events["t"] >= start) & (events["t"] < end)
         return events[inside], start, end

@@ -82,6 +82,8 @@ def read_aedat31(path: str | Path) -> np.ndarray:
     version, offset = read_aedat_header(path)
     if not version.startswith("3"):
         raise EventFileError(f"{path}: AEDAT version {version}, expected 3.x")
+    if not _has_end_of_header(path, offset):
+        raise EventFileError(f"{path}: the AEDAT 3 header has no '#!END-HEADER' line")
     data = np.fromfile(path, dtype=np.uint8, offset=offset)
     parts = []
     pos = 0
@@ -103,6 +105,11 @@ def read_aedat31(path: str | Path) -> np.ndarray:
             records = data[pos : pos + 8 * number].view(np.dtype([("a", "<u4"), ("t", "<i4")]))
             address = records["a"]
             valid = (address & 1).astype(bool)
+            if header["ts_overflow"] < 0 or np.any(records["t"][valid] < 0):
+                raise EventFileError(
+                    f"{path}: packet at byte {offset + pos - _PACKET_HEADER.itemsize} has "
+                    f"negative timestamps (overflow {int(header['ts_overflow'])})"
+                )
             t = (np.int64(header["ts_overflow"]) << 31) | records["t"].astype(np.int64)
             parts.append(
                 make_events(
@@ -114,6 +121,12 @@ def read_aedat31(path: str | Path) -> np.ndarray:
             )
         pos = end
     return np.concatenate(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+
+
+def _has_end_of_header(path: Path, offset: int) -> bool:
+    with open(path, "rb") as handle:
+        header = handle.read(offset)
+    return header.rstrip().rsplit(b"\n", 1)[-1].strip().startswith(b"#!END-HEADER")
 
 
 def read_aedat2_dvs128(path: str | Path) -> np.ndarray:
@@ -159,12 +172,67 @@ def read_npz_events(path: str | Path) -> np.ndarray:
         columns = {k: data[k] for k in "xytp"}
     else:
         raise EventFileError(f"{path}: needs a structured array with fields x, y, t, p")
-    return make_events(columns["x"], columns["y"], columns["t"], columns["p"])
+    return _events_from_columns(path, columns)
 
 
-def read_event_file(path: str | Path) -> np.ndarray:
-    """Events of any supported file, chosen by its suffix (and AEDAT header)."""
-    path = Path(path)
+def _events_from_columns(path, columns: dict) -> np.ndarray:
+    """Columns checked before they are cast into ``EVENT_DTYPE``: a cast would silently wrap
+    a large coordinate or a -1 polarity and truncate a fractional one."""
+    lengths = set()
+    for name, values in columns.items():
+        if values.ndim != 1:
+            raise EventFileError(
+                f"{path}: {name} must be one-dimensional, has shape {values.shape}"
+            )
+        lengths.add(values.size)
+        kind = values.dtype.kind
+        if kind not in "biuf" or (kind == "f" and name != "t"):
+            raise EventFileError(f"{path}: {name} must hold integers, has dtype {values.dtype}")
+    if len(lengths) > 1:
+        sizes = {name: values.size for name, values in columns.items()}
+        raise EventFileError(f"{path}: x, y, t and p differ in length: {sizes}")
+    t = columns["t"]
+    if t.dtype.kind == "f" and not (np.isfinite(t).all() and np.array_equal(t, np.round(t))):
+        raise EventFileError(f"{path}: t must hold whole microseconds, has non-integral values")
+    limits = {"x": 2**15, "y": 2**15, "t": 2**62}
+    for name, limit in limits.items():
+        values = columns[name]
+        if values.size and (values.min() < 0 or values.max() >= limit):
+            raise EventFileError(
+                f"{path}: {name} must be in [0, {limit}), has values in "
+                f"[{values.min()}, {values.max()}]"
+            )
+    p = columns["p"].astype(np.int64)
+    if p.size and not (np.isin(p, (0, 1)).all() or np.isin(p, (-1, 1)).all()):
+        raise EventFileError(f"{path}: p must be 0/1 or -1/1, has values {np.unique(p)[:8]}")
+    return make_events(columns["x"], columns["y"], t.astype(np.int64), p > 0)
+
+
+def check_sensor(path, events: np.ndarray, sensor_size) -> np.ndarray:
+    """``events`` if every one lies on a sensor of ``sensor_size`` ``(H, W)``; otherwise an
+    ``EventFileError`` naming the file (a wrong sensor, or a damaged file)."""
+    height, width = (int(v) for v in sensor_size)
+    for name, limit in (("x", width), ("y", height)):
+        values = events[name]
+        if values.size and (values.min() < 0 or values.max() >= limit):
+            bad = int(np.count_nonzero((values < 0) | (values >= limit)))
+            raise EventFileError(
+                f"{path}: {bad} event(s) have {name} outside the {height}x{width} sensor "
+                f"(values in [{values.min()}, {values.max()}]); a damaged file, or a "
+                f"recording of another sensor"
+            )
+    return events
+
+
+def read_event_file(path: str | Path, sensor_size=None) -> np.ndarray:
+    """Events of any supported file, chosen by its suffix (and AEDAT header); with
+    ``sensor_size`` ``(H, W)``, an event off that sensor is an error. A malformed file
+    raises an ``EventFileError`` naming it, whatever went wrong inside the reader."""
+    events = _read_event_file(Path(path))
+    return events if sensor_size is None else check_sensor(path, events, sensor_size)
+
+
+def _read_event_file(path: Path) -> np.ndarray:
     if not path.is_file():
         raise EventFileError(f"event file {path} does not exist")
     suffix = path.suffix.lower()
@@ -187,4 +255,6 @@ def read_event_file(path: str | Path) -> np.ndarray:
         raise EventFileError(f"{path}: reading {suffix} files needs {err.name}") from None
     except (OSError, ValueError) as err:
         raise EventFileError(f"{path}: cannot read events ({err})") from None
+    except Exception as err:  # a damaged file can trip any reader (zip, numpy, tonic)
+        raise EventFileError(f"{path}: cannot read events ({type(err).__name__}: {err})") from None
     raise EventFileError(f"{path}: unknown event file type {suffix!r}; bidl reads {SUFFIXES}")

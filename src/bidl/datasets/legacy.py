@@ -26,13 +26,49 @@ def read_bidl_pickle(path: str | Path, allow_pickle: bool = False) -> dict:
     try:
         with open(path, "rb") as handle:
             data = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise BidlError(f"cannot read the BIDL pickle {path} ({err})") from None
+    except Exception as err:  # a damaged pickle can raise almost any exception type
+        raise BidlError(
+            f"cannot read the BIDL pickle {path} ({type(err).__name__}: {err})"
+        ) from None
     if isinstance(data, (tuple, list)) and len(data) == 3:
         data = dict(zip(("dats", "lbls", "shape"), data, strict=True))
     if not isinstance(data, dict) or not {"dats", "lbls", "shape"} <= set(data):
         raise BidlError(f"{path}: expected a dict (or tuple) of dats, lbls and shape")
-    return data
+    return check_legacy(path, data)
+
+
+def check_legacy(path, data: dict) -> dict:
+    """``data`` with ``shape`` a tuple of positive ints, ``lbls`` non-negative ints and
+    ``dats`` uint8 arrays of ``ceil(prod(shape) / 8)`` bytes each, one per label; anything
+    else is a ``BidlError`` naming ``path`` (never a sample unpacked into the wrong shape)."""
+    try:
+        shape = np.asarray(data["shape"])
+        labels = np.asarray(data["lbls"])
+        dats = [np.asarray(d) for d in data["dats"]]
+    except Exception as err:
+        raise BidlError(f"{path}: dats, lbls and shape must be arrays ({err})") from None
+    if shape.ndim != 1 or not 1 <= shape.size <= 5 or shape.dtype.kind not in "iu":
+        raise BidlError(f"{path}: shape must be 1 to 5 ints, got {data['shape']!r:.80}")
+    if (shape < 1).any() or (shape > 2**20).any() or np.prod(shape, dtype=np.float64) > 2**34:
+        raise BidlError(f"{path}: shape {shape.tolist()} has a size out of range")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels < 0).any():
+        raise BidlError(f"{path}: lbls must be non-negative ints, got {data['lbls']!r:.80}")
+    if len(dats) != labels.size:
+        raise BidlError(f"{path}: {len(dats)} samples in dats but {labels.size} labels")
+    length = -(-int(np.prod(shape)) // 8)
+    for i, dat in enumerate(dats):
+        if dat.dtype.kind not in "iu" or dat.size != length or (dat.size and dat.min() < 0):
+            raise BidlError(
+                f"{path}: dats[{i}] must be {length} packed bytes (frames {shape.tolist()}), "
+                f"got {dat.size} values of dtype {dat.dtype}"
+            )
+        if dat.size and dat.max() > 255:
+            raise BidlError(f"{path}: dats[{i}] holds values above 255; not packed bytes")
+    return {
+        "dats": [d.astype(np.uint8).ravel() for d in dats],
+        "lbls": labels.astype(np.int64),
+        "shape": tuple(int(s) for s in shape),
+    }
 
 
 def legacy_infos(data: dict) -> list[dict]:
@@ -46,8 +82,12 @@ def legacy_infos(data: dict) -> list[dict]:
 
 def read_bidl_npz(path: str | Path) -> dict:
     """A converted file's ``dats`` (``[N, L]`` uint8), ``lbls`` and ``shape``."""
-    with np.load(path, allow_pickle=False) as data:
-        return {"dats": list(data["dats"]), "lbls": data["lbls"], "shape": data["shape"]}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            raw = {"dats": list(data["dats"]), "lbls": data["lbls"], "shape": data["shape"]}
+    except Exception as err:  # not an .npz, damaged, missing arrays, object arrays
+        raise BidlError(f"cannot read {path} ({type(err).__name__}: {err})") from None
+    return check_legacy(path, raw)
 
 
 def convert_bidl_pickle(
@@ -56,13 +96,11 @@ def convert_bidl_pickle(
     """Write BIDL pickle ``path`` as ``.npz`` (``dats`` ``[N, L]``, ``lbls``, ``shape``)."""
     data = read_bidl_pickle(path, allow_pickle)
     out = Path(out) if out else Path(path).with_suffix(".npz")
-    dats = [np.asarray(d, dtype=np.uint8).ravel() for d in data["dats"]]
-    if len({d.size for d in dats}) > 1:
-        raise BidlError(f"{path}: packed samples differ in length; cannot stack them")
+    dats = data["dats"]
     buffer = io.BytesIO()
     np.savez(
         buffer,
-        dats=np.stack(dats),
+        dats=np.stack(dats) if dats else np.zeros((0, 0), np.uint8),
         lbls=np.asarray(data["lbls"], dtype=np.int64),
         shape=np.asarray(data["shape"], dtype=np.int64),
     )

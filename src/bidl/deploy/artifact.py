@@ -8,11 +8,14 @@ folder that is then renamed into place, so a folder with a manifest is always co
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,8 +26,11 @@ from ..registry import BidlError
 MANIFEST = "net_params.json"
 SUMMARY = "summary.txt"
 FORMAT = "bidl-step-graph"
+PIPELINE_FORMAT = "bidl-pipeline"  # a chain of segment artifacts (see segments.py)
 FORMAT_VERSION = 1
-BACKENDS = {"onnxruntime": "step.onnx", "aoti": "step.pt2"}
+#: backend -> its graph file; 'torch' keeps the weights and rebuilds the model from the
+#: manifest's config through the registry (no code in the file, runs on any device)
+BACKENDS = {"onnxruntime": "step.onnx", "aoti": "step.pt2", "torch": "weights.pt"}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "uint8": 1, "int64": 8}
 
 
@@ -51,8 +57,13 @@ def config_hash(model_cfg: dict) -> str:
 
 def weights_hash(model: torch.nn.Module) -> str:
     """Hash of every parameter and buffer (names, dtypes, shapes, values)."""
+    return state_hash(model.state_dict())
+
+
+def state_hash(state: dict[str, torch.Tensor]) -> str:
+    """Hash of a ``state_dict`` (names, dtypes, shapes, values), key order ignored."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -105,6 +116,12 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ArtifactError(f"{path}: not valid JSON ({err}); recompile the artifact") from None
+    if isinstance(manifest, dict) and manifest.get("format") == PIPELINE_FORMAT:
+        raise ArtifactError(
+            f"{str(folder)!r} holds a model cut into segments (bidl compile --segments); run "
+            f"it over a device grid with `bidl infer-multi`, or compile without --segments "
+            f"for one device"
+        )
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not a bidl step-graph manifest; recompile the artifact")
     for key, kind in _REQUIRED.items():
@@ -200,6 +217,12 @@ def stale_reason(folder: str | os.PathLike, expected: dict) -> str | None:
         verify_files(Path(folder), manifest)
     except ArtifactError as err:
         return str(err)
+    return manifest_difference(manifest, expected)
+
+
+def manifest_difference(manifest: dict, expected: dict) -> str | None:
+    """The first key of ``expected`` whose value ``manifest`` does not have, said in words
+    (nested dicts are compared key by key); None when all match."""
     for key, want in expected.items():
         have = manifest.get(key)
         if isinstance(want, dict):
@@ -228,21 +251,54 @@ def write_artifact(
     with the hash of every file it wrote.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with staged_folder(folder) as tmp:
         write_graph(tmp)
         manifest = dict(manifest, files={p.name: file_sha256(p) for p in sorted(tmp.iterdir())})
-        (tmp / SUMMARY).write_text(summary)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_manifest(tmp, manifest, summary)
     return folder
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+@contextlib.contextmanager
+def staged_folder(target: Path):
+    """A temporary folder beside ``target`` to fill; when the block ends without an error
+    it replaces ``target`` in one rename, otherwise it is deleted."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_stages(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        replace_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+STALE_STAGE_S = 3600.0
+
+
+def remove_stale_stages(target: Path, older_than_s: float = STALE_STAGE_S) -> list[Path]:
+    """Delete temporary folders of ``target`` that a killed compile left behind (nothing
+    trusts them: they have no place under the target's name). Only those untouched for
+    ``older_than_s`` go, so a compile still running beside this one keeps its folder."""
+    removed = []
+    now = time.time()
+    for stage in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if stage.suffix not in (".tmp", ".old") or not stage.is_dir():
+            continue
+        newest = max((p.stat().st_mtime for p in stage.rglob("*")), default=0.0)
+        if now - max(newest, stage.stat().st_mtime) > older_than_s:
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    return removed
+
+
+def write_manifest(folder: Path, manifest: dict, summary: str) -> None:
+    """The summary, then the manifest: written last, it marks the folder complete."""
+    (folder / SUMMARY).write_text(summary)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def replace_folder(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``; an old ``target`` is moved aside first, then deleted."""
     if not target.exists():
         os.replace(new, target)

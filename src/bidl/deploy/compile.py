@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import logging
 import os
 import platform
@@ -147,7 +148,7 @@ def _export_aoti(graph: StepGraph, path: Path, device: str) -> None:
 def build_manifest(graph: StepGraph, backend: str, device: str, timesteps: int) -> dict:
     """The manifest of ``graph`` without files and hashes (those are added when written)."""
     out_dtype = "float16" if graph.compute_dtype == torch.float16 else "float32"
-    return {
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "backend": backend,
@@ -163,11 +164,17 @@ def build_manifest(graph: StepGraph, backend: str, device: str, timesteps: int) 
         },
         "output": {"name": OUTPUT_NAME, "shape": list(graph.output_shape), "dtype": out_dtype},
         "states": [spec.as_dict() for spec in graph.states],
-        "aggregation": str(getattr(graph.backbone.aggregate, "mode", "custom")),
+        "aggregation": (
+            str(getattr(graph.backbone.aggregate, "mode", "custom")) if graph.is_last else "none"
+        ),
         "files": {},
         "hashes": {},
         "versions": _versions(),
     }
+    split = getattr(graph.backbone, "split", None)
+    if split is not None:
+        manifest["segment"] = {"split": list(split), "first": graph.is_first, "last": graph.is_last}
+    return manifest
 
 
 def compile_model(
@@ -181,25 +188,38 @@ def compile_model(
     device: str = "cpu",
     hashes: dict | None = None,
     source: dict | None = None,
+    model_config: dict | None = None,
 ) -> Path:
     """Export ``model``'s step graph into the artifact folder ``out`` (replaced atomically).
 
     ``hashes`` (config and weights) and ``source`` (config and checkpoint names) go into
     ``net_params.json``; without ``hashes`` the weights are hashed from ``model``.
+    The 'torch' backend stores the weights and ``model_config`` (the config dict that
+    builds ``model``), from which the runtime rebuilds it through the registry.
     """
     _check_options(backend, input_dtype, batch_size, device)
     if backend == "onnxruntime":
         require("onnxruntime", "the onnxruntime backend")
+    if backend == "torch" and not isinstance(model_config, dict):
+        raise BidlError(
+            "the torch backend rebuilds the model from its config: pass model_config=(the "
+            "config dict that builds this model), or compile with `bidl compile`"
+        )
     graph = StepGraph(model, batch_size, input_dtype, input_scale).eval()
     backbone = graph.backbone
     manifest = build_manifest(graph, backend, device, backbone.timestep)
     manifest["hashes"] = dict(hashes or {"weights": weights_hash(model)})
     manifest["source"] = dict(source or {})
+    if backend == "torch":
+        manifest["model"] = json.loads(json.dumps(model_config, default=list))
 
     def write_graph(folder: Path) -> None:
         path = artifact_file(folder, manifest["graph"])
         if backend == "onnxruntime":
             _export_onnx(graph, path)
+        elif backend == "torch":
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            torch.save(state, path)
         else:
             _export_aoti(graph, path, device)
 
@@ -253,15 +273,20 @@ class _ConfigJob:
 
     cfg: object
     checkpoint: Path
-    model: torch.nn.Module
+    models: list[torch.nn.Module]  # the whole model, or its segments in order
+    model_configs: list[dict]  # the config section that builds each
+    segmented: bool
     options: dict
     hashes: dict
 
     @classmethod
-    def load(cls, config, checkpoint, cfg_options, work_dir, options: dict) -> _ConfigJob:
+    def load(
+        cls, config, checkpoint, cfg_options, work_dir, options: dict, segmented: bool = False
+    ) -> _ConfigJob:
         from ..config import load_config
         from ..engine.apis import build_model, find_checkpoint
-        from ..engine.checkpoint import load_weights
+        from ..engine.checkpoint import load_checkpoint, load_weights
+        from .segments import build_segments, segment_configs, segments_hashes
 
         options = {**_DEFAULT_OPTIONS, **options}
         _check_options(
@@ -269,18 +294,43 @@ class _ConfigJob:
         )
         cfg = load_config(config, cfg_options)
         ckpt = find_checkpoint(checkpoint, cfg, work_dir)
-        model = build_model(cfg)
-        load_weights(model, ckpt)
-        hashes = {"config": config_hash(cfg.model.to_dict()), "weights": weights_hash(model)}
-        return cls(cfg, ckpt, model, options, hashes)
+        if segmented:
+            state = load_checkpoint(ckpt)["state_dict"]
+            state = {key.removeprefix("module."): value for key, value in state.items()}
+            models, hashes = build_segments(cfg, state), segments_hashes(cfg, state)
+            model_configs = segment_configs(cfg)
+        else:
+            model = build_model(cfg)
+            load_weights(model, ckpt)
+            models, model_configs = [model], [cfg.model.to_dict()]
+            hashes = {"config": config_hash(cfg.model.to_dict()), "weights": weights_hash(model)}
+        return cls(cfg, ckpt, models, model_configs, segmented, options, hashes)
 
     def folder(self, out) -> Path:
         if out:
             return Path(out)
         opts = self.options
-        return default_artifact_dir(
+        folder = default_artifact_dir(
             self.cfg, opts["batch_size"], opts["backend"], opts["input_dtype"]
         )
+        return folder.with_name(folder.name + "_segments") if self.segmented else folder
+
+    def stale_reason(self, folder: Path) -> str | None:
+        from .segments import pipeline_stale_reason
+
+        check = pipeline_stale_reason if self.segmented else stale_reason
+        return check(folder, self.expected())
+
+    def compile(self, folder: Path) -> None:
+        from ..config import config_name
+        from .segments import compile_segments
+
+        source = {"config": config_name(self.cfg), "checkpoint": str(self.checkpoint)}
+        common = dict(self.options, hashes=self.hashes, source=source)
+        if self.segmented:
+            compile_segments(self.models, folder, model_configs=self.model_configs, **common)
+        else:
+            compile_model(self.models[0], folder, model_config=self.model_configs[0], **common)
 
     def expected(self) -> dict:
         """What an artifact's manifest must say to be reusable for this job."""
@@ -308,12 +358,13 @@ def reuse_reason(
     *,
     cfg_options: dict | None = None,
     work_dir: str | None = None,
+    segments: bool = False,
     **options,
 ) -> str | None:
     """Why the artifact at ``out`` cannot serve this config, checkpoint and options (its
     hashes, batch size, dtype, backend or files differ), or None when it can."""
-    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options)
-    return stale_reason(job.folder(out), job.expected())
+    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options, segments)
+    return job.stale_reason(job.folder(out))
 
 
 def compile_config(
@@ -324,30 +375,25 @@ def compile_config(
     use_legacy: bool = False,
     cfg_options: dict | None = None,
     work_dir: str | None = None,
+    segments: bool = False,
     **options,
 ) -> CompileResult:
     """Compile a config's model with a checkpoint's weights into ``out`` (default:
     ``default_artifact_dir``), or with ``use_legacy`` reuse an up-to-date artifact there.
 
+    ``segments``: compile the config's ``model_0``, ``model_1``, ... (each a ``split`` of
+    the backbone) into one pipeline artifact, for ``bidl infer-multi``.
     ``options``: ``backend``, ``batch_size``, ``input_dtype``, ``input_scale``, ``device``
     (as ``compile_model`` takes them).
     """
-    from ..config import config_name
-
-    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options)
+    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options, segments)
     folder = job.folder(out)
     reason = None
     if use_legacy:
-        reason = stale_reason(folder, job.expected())
+        reason = job.stale_reason(folder)
         if reason is None:
             return CompileResult(folder, reused=True)
-    compile_model(
-        job.model,
-        folder,
-        **job.options,
-        hashes=job.hashes,
-        source={"config": config_name(job.cfg), "checkpoint": str(job.checkpoint)},
-    )
+    job.compile(folder)
     return CompileResult(folder, reused=False, reason=reason)
 
 

@@ -32,7 +32,9 @@ class OnnxEngine:
     onnxruntime build has them (``onnxruntime-gpu``).
     """
 
-    def __init__(self, path: Path, manifest: dict, device: torch.device):
+    def __init__(
+        self, path: Path, manifest: dict, device: torch.device, threads: int | None = None
+    ):
         ort = require("onnxruntime", "the onnxruntime backend")
         self.ort = ort
         available = ort.get_available_providers()
@@ -56,6 +58,9 @@ class OnnxEngine:
             raise BidlError(f"device {device}: use 'cpu' or 'cuda:N'")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: fp16 graphs log cast insertions
+        if threads:  # several engines share a machine's cores (one process per grid device)
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:
@@ -95,17 +100,48 @@ class OnnxEngine:
     def fetch(self, y_t) -> np.ndarray:
         return y_t.numpy()
 
+    def to_torch(self, value) -> torch.Tensor:
+        """A value of this engine as a host tensor (what gloo sends between processes)."""
+        return torch.from_numpy(value.numpy())
+
+    def from_torch(self, tensor: torch.Tensor):
+        return self._to_device(tensor.detach().cpu().numpy())
+
     def describe(self) -> str:
         return f"ONNX Runtime {self.ort.__version__}, providers {', '.join(self.providers)}"
 
 
-class AotiEngine:
+class _TensorEngine:
+    """What engines whose values are torch tensors on ``self.device`` share."""
+
+    device: torch.device
+
+    def upload(self, batch: np.ndarray) -> list:
+        """A host batch ``[B, T, ...]`` as device tensors, one per step (made time-major on
+        the device, where the copy is cheap)."""
+        batch = np.require(batch, requirements=["C", "W"])  # a read-only memmap is copied
+        tensor = torch.from_numpy(batch).to(self.device)
+        return list(tensor.transpose(0, 1).contiguous().unbind(0))
+
+    def fetch(self, y_t) -> np.ndarray:
+        return y_t.detach().cpu().numpy()
+
+    def to_torch(self, value) -> torch.Tensor:
+        return value
+
+    def from_torch(self, tensor: torch.Tensor):
+        return tensor.to(self.device, non_blocking=True)
+
+
+class AotiEngine(_TensorEngine):
     """An AOTInductor package (compiled kernels for the device it was compiled for).
 
     A ``.pt2`` package holds native code: load only artifacts you compiled or trust.
     """
 
-    def __init__(self, path: Path, manifest: dict, device: torch.device):
+    def __init__(
+        self, path: Path, manifest: dict, device: torch.device, threads: int | None = None
+    ):
         compiled_for = torch.device(manifest.get("device") or "cpu")
         if compiled_for.type != device.type:
             raise BidlError(
@@ -128,22 +164,78 @@ class AotiEngine:
     def initial_states(self) -> list:
         return list(self._initial)
 
-    def upload(self, batch: np.ndarray) -> list:
-        """A host batch ``[B, T, ...]`` as device tensors, one per step (made time-major on
-        the device, where the copy is cheap)."""
-        tensor = torch.from_numpy(batch).to(self.device)
-        return list(tensor.transpose(0, 1).contiguous().unbind(0))
-
     def step(self, x_t, states: list) -> tuple[object, list]:
         with torch.no_grad():
             y_t, *new_states = self.model(x_t, *states)
         return y_t, new_states
 
-    def fetch(self, y_t) -> np.ndarray:
-        return y_t.detach().cpu().numpy()
-
     def describe(self) -> str:
         return f"AOTInductor package (torch {torch.__version__}) on {self.device}"
 
 
-ENGINES = {"onnxruntime": OnnxEngine, "aoti": AotiEngine}
+class TorchEngine(_TensorEngine):
+    """The step graph run by PyTorch itself, on any device: the model is rebuilt from the
+    manifest's config through the registry and the weights are loaded with
+    ``weights_only=True``, so the artifact holds data only (no code, nothing compiled)."""
+
+    def __init__(
+        self, path: Path, manifest: dict, device: torch.device, threads: int | None = None
+    ):
+        from ..models import build_classifier
+        from .step_graph import StepGraph
+
+        config = manifest.get("model")
+        if not isinstance(config, dict) or not isinstance(config.get("type"), str):
+            raise ArtifactError(
+                f"{path.parent}: a torch artifact needs the model's config ('model' in its "
+                f"manifest); recompile the artifact"
+            )
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise BidlError(f"device {device}: this machine has no CUDA device")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = build_classifier(config)
+            model.load_state_dict(state)
+        except BidlError as err:
+            raise ArtifactError(f"{path.parent}: cannot rebuild its model: {err}") from None
+        except Exception as err:
+            raise ArtifactError(
+                f"{path}: cannot load the weights ({type(err).__name__}: {err}); the file is "
+                f"damaged or does not fit the model config. Recompile the artifact."
+            ) from None
+        inp = manifest["input"]
+        dtype = "float32" if inp["dtype"] == "int64" else inp["dtype"]  # token ids stay int64
+        self.graph = StepGraph(model, int(manifest["batch_size"]), dtype, inp.get("scale", 1.0))
+        self.graph = self.graph.to(device).eval()
+        built = [[s.name, list(s.shape)] for s in self.graph.states]
+        if built != [[s["name"], s["shape"]] for s in manifest["states"]]:
+            raise ArtifactError(
+                f"{path.parent}: the rebuilt model's states differ from the manifest's; the "
+                f"artifact was made by another bidl version. Recompile it."
+            )
+        self.device = device
+
+    def initial_states(self) -> list:
+        return self.graph.initial_states(self.device)
+
+    def step(self, x_t, states: list) -> tuple[object, list]:
+        with torch.inference_mode():
+            y_t, *new_states = self.graph(x_t, *states)
+        return y_t, new_states
+
+    def describe(self) -> str:
+        return f"PyTorch {torch.__version__} (eager step graph) on {self.device}"
+
+
+ENGINES = {"onnxruntime": OnnxEngine, "aoti": AotiEngine, "torch": TorchEngine}
+
+
+def open_engine(folder: Path, device: torch.device, threads: int | None = None):
+    """(engine, manifest) of the step-graph artifact ``folder`` on ``device``; the
+    manifest and every file's hash are checked first."""
+    from .artifact import artifact_file, read_manifest, verify_files
+
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest)
+    path = artifact_file(folder, manifest["graph"])
+    return ENGINES[manifest["backend"]](path, manifest, device, threads=threads), manifest

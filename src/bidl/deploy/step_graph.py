@@ -88,12 +88,10 @@ def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
                 f"{needed!r}. Compile needs a SpikingBackbone (per-step body, head and "
                 f"temporal aggregator) or an ImageClassifier around one."
             )
-    if getattr(backbone, "split", None) is not None:
-        raise BidlError(
-            f"{type(backbone).__name__} is a model segment (split={list(backbone.split)}); "
-            f"compile the whole model (leave split unset)"
-        )
-    return backbone, getattr(model, "neck", None)
+    neck = getattr(model, "neck", None)
+    if not getattr(backbone, "is_last_segment", True):
+        neck = None  # the neck reads the aggregate, which only the last segment makes
+    return backbone, neck
 
 
 def _uniform_value(tensor: torch.Tensor, where: str) -> float:
@@ -115,6 +113,10 @@ class StepGraph(nn.Module):
     the whole sequence. ``states`` follows ``self.states`` (cells in module order, then the
     aggregator). A ``uint8`` input is cast and multiplied by ``input_scale`` in the graph;
     ``float16`` runs the whole graph in half precision; token models take int64 ids.
+
+    A model segment (a backbone with ``split``) gives a graph of its own layers: a later
+    segment takes the previous one's activation of the step (in the compute dtype), and
+    every segment but the last returns its activation ``y_t`` with no aggregator state.
     """
 
     def __init__(
@@ -136,6 +138,11 @@ class StepGraph(nn.Module):
         model.to(self.compute_dtype)
         self.model = model
         self.backbone, self.neck = split_classifier(model)
+        self.is_first = bool(getattr(self.backbone, "is_first_segment", True))
+        self.is_last = bool(getattr(self.backbone, "is_last_segment", True))
+        if not self.is_first:  # activations of the previous segment, not data
+            input_dtype = "float16" if input_dtype == "float16" else "float32"
+            input_scale = 1.0
         if getattr(self.backbone, "input_kind", "float") == "tokens":
             if input_dtype == "uint8":
                 raise BidlError(
@@ -159,7 +166,7 @@ class StepGraph(nn.Module):
     def _check_prepare_input(self) -> None:
         """A backbone's ``prepare_input`` runs on whole sequences; the graph applies it to
         one step at a time, which must keep that step a step."""
-        if not hasattr(self.backbone, "prepare_input"):
+        if not self.is_first or not hasattr(self.backbone, "prepare_input"):
             return
         try:
             with torch.no_grad():
@@ -216,6 +223,8 @@ class StepGraph(nn.Module):
             for name, cell in self.cells.items()
             for key in cell.state_names
         ]
+        if not self.is_last:
+            return specs, tuple(y_t.shape)
         aggregate = self.backbone.aggregate
         acc = aggregate.init_state(y_t)
         specs.append(self._spec("aggregate.acc", "aggregate", "acc", acc))
@@ -237,7 +246,7 @@ class StepGraph(nn.Module):
     def _prepare(self, x_t: torch.Tensor) -> torch.Tensor:
         if self.input_dtype == "uint8":
             x_t = x_t.to(self.compute_dtype) * self.input_scale
-        if not hasattr(self.backbone, "prepare_input"):
+        if not self.is_first or not hasattr(self.backbone, "prepare_input"):
             return x_t
         return self.backbone.prepare_input(x_t[:, None])[:, 0]
 
@@ -255,6 +264,8 @@ class StepGraph(nn.Module):
             ]
         finally:
             reset_states(self.backbone)
+        if not self.is_last:
+            return _distinct((y_t, *new_states), (x_t, *states))
         acc = by_name["aggregate.acc"]
         if STEP_COUNTER in by_name:
             steps = by_name[STEP_COUNTER]

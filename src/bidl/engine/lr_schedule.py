@@ -53,8 +53,8 @@ class LrSchedule:
         unknown = set(self.args) - allowed
         if unknown:
             raise BidlError(
-                f"lr_config: unknown key(s) {sorted(unknown)} for policy {self.policy!r}; "
-                f"it takes {sorted(allowed) or 'no extra keys'}"
+                f"lr_config.{sorted(unknown)[0]}: unknown key(s) {sorted(unknown)} for policy "
+                f"{self.policy!r}; it takes {sorted(allowed) or 'no extra keys'}"
             )
         if self.policy == "Step" and "step" not in self.args:
             raise BidlError("lr_config policy 'Step' needs step=N or step=[epochs]")

@@ -20,20 +20,62 @@ def optimizer_names() -> list[str]:
     )
 
 
-def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    cfg = dict(cfg)
-    name = cfg.pop("type", None)
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_optimizer(cfg) -> type:
+    """Check ``optimizer=dict(type=..., **kwargs)`` against the torch.optim class it names:
+    the class exists, it takes every key, and each value has the type of that key's default.
+    Returns the class; a mistake raises a ``BidlError`` naming ``optimizer.<key>``."""
+    if not isinstance(cfg, dict):
+        raise BidlError(f"optimizer: expected a dict such as dict(type='SGD', lr=0.1), got {cfg!r}")
+    name = cfg.get("type")
     if name is None:
         raise BidlError("optimizer config needs a 'type', e.g. optimizer=dict(type='SGD', lr=0.1)")
-    if name not in optimizer_names():
-        close = difflib.get_close_matches(name, optimizer_names(), n=3, cutoff=0.5)
+    if not isinstance(name, str) or name not in optimizer_names():
+        close = difflib.get_close_matches(str(name), optimizer_names(), n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-        raise BidlError(f"unknown optimizer {name!r}{hint}; any torch.optim class name works")
+        raise BidlError(
+            f"optimizer.type: unknown optimizer {name!r}{hint}; any torch.optim class name works"
+        )
+    cls = getattr(torch.optim, name)
+    params = dict(inspect.signature(cls).parameters)
+    params.pop("params", None)
+    for key, value in cfg.items():
+        if key in ("type", "paramwise_cfg"):
+            continue
+        if key not in params:
+            close = difflib.get_close_matches(key, params, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise BidlError(
+                f"optimizer.{key}: {name} takes no key {key!r}{hint}; it takes {', '.join(params)}"
+            )
+        default = params[key].default
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "True or False"
+        elif _is_number(default):
+            ok, expected = _is_number(value), "a number"
+        elif isinstance(default, tuple):
+            ok = isinstance(value, list | tuple) and len(value) == len(default)
+            ok = ok and all(_is_number(v) for v in value)
+            expected = f"a list of {len(default)} numbers"
+        else:  # required, None or anything else: torch checks it
+            ok, expected = True, ""
+        if not ok:
+            raise BidlError(f"optimizer.{key}: expected {expected}, got {value!r} ({name})")
+    return cls
+
+
+def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
+    cls = check_optimizer(cfg)
+    cfg = dict(cfg)
+    cfg.pop("type")
     cfg.pop("paramwise_cfg", None)
     params = [p for p in model.parameters() if p.requires_grad]
     try:
-        return getattr(torch.optim, name)(params, **cfg)
-    except TypeError as err:
+        return cls(params, **cfg)
+    except (TypeError, ValueError) as err:
         raise BidlError(
-            f"optimizer {name!r}: {err}; check the keys of `optimizer` in the config"
+            f"optimizer {cls.__name__!r}: {err}; check the keys of `optimizer` in the config"
         ) from None
