@@ -27,13 +27,15 @@ CONFIG = "resnetlif50-itout-b8x1-cifar10dvs_mp"
 FOUR_SPLITS = ([0, 4], [4, 8], [8, 12], [12, 16])
 
 
-def _models(kind: str):
+def _models(kind: str, timestep: int = 10):
     """(models, the config section that builds each) of the whole network or its segments."""
     from bidl.config import load_config
     from bidl.deploy.segments import build_segments, segment_configs
     from bidl.registry import CLASSIFIERS, build
 
     cfg = load_config(CONFIG)
+    for section in ("model", "model_0", "model_1"):
+        cfg[section].backbone.timestep = timestep
     torch.manual_seed(0)
     whole = build(cfg.model.to_dict(), CLASSIFIERS).eval()
     if kind == "whole":
@@ -46,7 +48,9 @@ def _models(kind: str):
     return build_segments(cfg, whole.state_dict()), segment_configs(cfg)
 
 
-def compile_one(kind: str, work: str, batch: int, backend: str, device: str) -> str:
+def compile_one(
+    kind: str, work: str, batch: int, backend: str, device: str, timestep: int = 10
+) -> str:
     import os
 
     # one Inductor cache per compile: parallel compiles must not share build folders
@@ -54,7 +58,7 @@ def compile_one(kind: str, work: str, batch: int, backend: str, device: str) -> 
     from bidl.deploy import compile_model
     from bidl.deploy.segments import compile_segments
 
-    models, configs = _models(kind)
+    models, configs = _models(kind, timestep)
     out = Path(work) / f"{kind}_b{batch}"
     start = time.perf_counter()
     options = dict(batch_size=batch, backend=backend, device=device)
@@ -86,6 +90,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--max-devices", type=int, default=None)
     parser.add_argument("--kinds", nargs="+", default=None, help="compile only these")
+    parser.add_argument("--timestep", type=int, default=10, help="T (CIFAR10-DVS: 10)")
+    parser.add_argument("--grids", nargs="+", default=None, help="run only these (names)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.phase == "compile":
@@ -95,7 +101,15 @@ def main() -> None:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(len(kinds), mp_context=spawn) as pool:
             jobs = [
-                pool.submit(compile_one, k, args.work, args.batch, args.backend, compile_device)
+                pool.submit(
+                    compile_one,
+                    k,
+                    args.work,
+                    args.batch,
+                    args.backend,
+                    compile_device,
+                    args.timestep,
+                )
                 for k in kinds
             ]
             for job in jobs:
@@ -107,7 +121,7 @@ def main() -> None:
 
     work = Path(args.work)
     generator = np.random.default_rng(0)
-    shape = (args.samples, 10, 2, 128, 128)
+    shape = (args.samples, args.timestep, 2, 128, 128)
     samples = (generator.random(shape, dtype=np.float32) < 0.1).astype(np.float32)
     device = "cuda:0" if args.device == "cuda" else "cpu"
     with Runtime(work / f"whole_b{args.batch}", device=device) as runtime:
@@ -116,6 +130,8 @@ def main() -> None:
     limit = min(available, args.max_devices or available)
     base, emit = None, Emitter(args.json)
     for name, kind, grid in GRIDS:
+        if args.grids and name not in args.grids:
+            continue
         size = sum(len(row) for row in grid)
         if not (work / f"{kind}_b{args.batch}").exists():
             print(json.dumps({"grid": name, "skipped": f"{kind} not compiled"}), flush=True)

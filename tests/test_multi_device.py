@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -303,3 +305,42 @@ def test_shipped_multi_device_config_slices_resnet50_where_it_says():
     whole = build(cfg.model.to_dict(), CLASSIFIERS)
     models = build_segments(cfg, whole.state_dict())  # checks models_compile_inputshape
     assert [m.backbone.split for m in models] == [(0, 6), (6, 16)]
+
+
+def test_bidl_spelled_tools_and_torchrun_run_the_same_grid(tmp_path, mp_config):
+    """tools/complie_for_mp.py compiles the segments; tools/apuinfer_mutidevice.py runs them
+    (processes started by bidl) and so does `bidl infer-multi` under torchrun (the route
+    across hosts): the same figures of accuracy over the same samples."""
+    config, checkpoint = mp_config
+    segments, spawned, launched = tmp_path / "segs", tmp_path / "a.json", tmp_path / "b.json"
+
+    def run(*argv):
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    run(sys.executable, "tools/complie_for_mp.py", "--config", str(config),
+        "--checkpoint", str(checkpoint), "--b", "4", "--out", str(segments))  # fmt: skip
+    assert read_pipeline(segments)[0]["batch_size"] == 4
+    out = run(sys.executable, "tools/apuinfer_mutidevice.py", "--config", str(config),
+              "--artifact", str(segments), "--devices", "[[0, 1]]", "--out", str(spawned))  # fmt: skip
+    assert "frames/s" in out and "utilisation" in out
+    run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "bidl.cli", "infer-multi", str(config), "--artifact", str(segments),
+        "--devices", "[[0, 1]]", "--out", str(launched))  # fmt: skip
+    first, second = json.loads(spawned.read_text()), json.loads(launched.read_text())
+    assert first["samples"] == second["samples"] == 9
+    assert first["accuracy_top-1"] == second["accuracy_top-1"]
+    assert [d["segment"] for d in second["devices"]] == [0, 1]
+
+
+def test_infer_multi_measures_speed_on_synthetic_samples(tmp_path, artifacts, mp_config):
+    folder, _, _ = artifacts
+    config, _ = mp_config
+    figures = tmp_path / "speed.json"
+    argv = ["infer-multi", str(config), "--artifact", str(folder / "whole"), "--synthetic", "5"]
+    assert main([*argv, "--devices", "[[0], [1]]", "--warmup", "1", "--out", str(figures)]) == 0
+    speed = json.loads(figures.read_text())
+    assert speed["samples"] == 5 and speed["frames_per_s"] > 0
+    assert not any(key.startswith("accuracy") for key in speed)  # no labels: no accuracy
+    assert [d["steps"] for d in speed["devices"]] == [3, 3]

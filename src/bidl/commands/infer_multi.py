@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 from .common import add_config_args
 
@@ -101,9 +102,8 @@ def _source(args, artifact):
         return DatasetInput(str(args.config), args.cfg_options, args.split), None
     manifest = read_manifest(segment_artifacts(artifact)[0])
     shape = (args.synthetic, manifest["timesteps"], *manifest["input"]["shape"][1:])
-    folder = os.path.join(os.path.dirname(os.path.abspath(str(artifact))), ".bidl-synthetic")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"samples-{os.getpid()}.npy")
+    handle, path = tempfile.mkstemp(prefix="bidl-synthetic-", suffix=".npy")
+    os.close(handle)
     spikes = np.random.default_rng(0).random(shape, dtype=np.float32) < 0.3
     np.save(path, spikes.astype(np.float32))
     return ArrayInput(path), path
