@@ -172,7 +172,7 @@ def es_imagenet(root):
                 for _ in range(2)
             )
             np.savez(root / folder / f"n{i}_{folder}.npz", pos=pos, neg=neg)
-            rows.append(f"n{i}_{folder}.npz {i % 3} 1\n")
+            rows.append(f"n{i}_{folder}.JPEG {i % 3} 254 254\n")
         (root / labels).write_text("".join(rows))
     return shipped(
         "resnetlif18-itout-b64x4-esimagenet",

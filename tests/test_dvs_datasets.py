@@ -232,18 +232,27 @@ def test_denoise_drops_isolated_events_and_keeps_supported_ones():
 
 
 def test_es_imagenet_file_becomes_binary_frames(tmp_path):
-    pos = np.array([[15, 15, 1], [20, 30, 8]])
+    """Placed as the dataset's own loader places events: a full-size (254 x 254) sample
+    sits 16 pixels into the kept 224 crop; channel 0 is pos (ON)."""
+    pos = np.array([[16, 16, 1], [20, 30, 8], [15, 100, 2]])  # the last falls off the crop
     neg = np.array([[100, 40, 3]])
     np.savez(tmp_path / "a.npz", pos=pos, neg=neg)
-    frames = read_es_imagenet(tmp_path / "a.npz", source_size=254, size=224)
+    frames = read_es_imagenet(tmp_path / "a.npz", (254, 254), source_size=254, size=224)
     assert frames.shape == (8, 2, 224, 224) and frames.sum() == 3
-    assert frames[0, 1, 0, 0] == 1 and frames[7, 1, 15, 5] == 1 and frames[2, 0, 25, 85] == 1
+    assert frames[0, 0, 0, 0] == 1 and frames[7, 0, 4, 14] == 1 and frames[2, 1, 84, 24] == 1
+
+
+def test_es_imagenet_centres_a_smaller_sample_by_its_width_and_height(tmp_path):
+    np.savez(tmp_path / "b.npz", pos=np.array([[0, 0, 1]]), neg=np.zeros((0, 3)))
+    frames = read_es_imagenet(tmp_path / "b.npz", (200, 100))
+    # u: (254 - 200) // 2 - 16 = 11, v: (254 - 100) // 2 - 16 = 61
+    assert frames[0, 0, 11, 61] == 1 and frames.sum() == 1
 
 
 def test_es_imagenet_dataset_reads_the_label_file(tmp_path):
     (tmp_path / "val").mkdir()
     np.savez(tmp_path / "val" / "x1.npz", pos=np.array([[20, 20, 1]]), neg=np.zeros((0, 3)))
-    (tmp_path / "vallabel.txt").write_text("x1.npz 7 1\n")
+    (tmp_path / "vallabel.txt").write_text("x1.JPEG 7 120 160\n")  # the published line format
     dataset = build_dataset(
         dict(type="ESImagenet", data_prefix=str(tmp_path), test_mode=True, size=56)
     )
@@ -253,3 +262,19 @@ def test_es_imagenet_dataset_reads_the_label_file(tmp_path):
         and sample["img"].shape == (8, 2, 56, 56)
         and sample["img"].sum() == 1
     )
+
+
+def test_cifar10dvs_turns_events_as_tonic_and_spikingjelly_read_them(tmp_path):
+    """One ON event written at address (x=10, y=3) lands at x = 127 - 3, y = 127 - 10 in
+    the OFF channel (the recordings' orientation, polarity inverted, as the field reads it)."""
+    for name in CIFAR10_CLASSES:
+        (tmp_path / name).mkdir()
+        one = {k: np.array([v]) for k, v in dict(x=10, y=3, t=5, p=1).items()}
+        for i in range(2):  # the first trains, the second tests
+            write_aedat2_dvs128(tmp_path / name / f"cifar10_{name}_{i}.aedat", one)
+    dataset = build_dataset(
+        dict(type="Cifar10Dvs", data_prefix=str(tmp_path), timesteps=1, train_ratio=0.5)
+    )
+    frames = np.asarray(dataset[0]["img"])
+    assert frames.shape == (1, 2, 128, 128) and frames.sum() == 1
+    assert frames[0, 0, 127 - 10, 127 - 3] == 1

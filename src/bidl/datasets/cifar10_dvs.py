@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from ..registry import DATASETS, BidlError
 from .event_dataset import EventDataset
 from .event_formats import read_event_file
@@ -54,7 +56,8 @@ class CIFAR10DVS(EventDataset):
         super().__init__(data_prefix, **kwargs)
 
     def cache_params(self) -> dict:
-        return {**super().cache_params(), "train_ratio": self.train_ratio}
+        # "orientation": caches made before the events were turned as below are rebuilt
+        return {**super().cache_params(), "train_ratio": self.train_ratio, "orientation": 1}
 
     def list_samples(self, split: str):
         refs, labels = [], []
@@ -70,4 +73,15 @@ class CIFAR10DVS(EventDataset):
         return refs, labels
 
     def read_events(self, ref):
-        return read_event_file(ref, self.SENSOR_SIZE), None, None
+        return orient(read_event_file(ref, self.SENSOR_SIZE)), None, None
+
+
+def orient(events: np.ndarray, size: int = 128) -> np.ndarray:
+    """The recordings' DVS128 addresses turned the way tonic and SpikingJelly read them
+    (x = 127 - y_addr, y = 127 - x_addr, polarity inverted), so that frames and models
+    made by those tools and by bidl agree."""
+    turned = events.copy()
+    turned["x"] = size - 1 - events["y"]
+    turned["y"] = size - 1 - events["x"]
+    turned["p"] = 1 - events["p"]
+    return turned
