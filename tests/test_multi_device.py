@@ -337,10 +337,14 @@ def test_bidl_spelled_tools_and_torchrun_run_the_same_grid(tmp_path, mp_config):
 def test_infer_multi_measures_speed_on_synthetic_samples(tmp_path, artifacts, mp_config):
     folder, _, _ = artifacts
     config, _ = mp_config
+    # BIDL's name of the grid, read from the config
+    text = config.read_text().replace("devices = [[0, 1], [2, 3]]", "lynxi_devices = [[0], [1]]")
+    config.write_text(text)
     figures = tmp_path / "speed.json"
     argv = ["infer-multi", str(config), "--artifact", str(folder / "whole"), "--synthetic", "5"]
-    assert main([*argv, "--devices", "[[0], [1]]", "--warmup", "1", "--out", str(figures)]) == 0
+    assert main([*argv, "--warmup", "1", "--out", str(figures)]) == 0
     speed = json.loads(figures.read_text())
+    assert speed["grid"] == [[0], [1]]
     assert speed["samples"] == 5 and speed["frames_per_s"] > 0
     assert not any(key.startswith("accuracy") for key in speed)  # no labels: no accuracy
     assert [d["steps"] for d in speed["devices"]] == [3, 3]
