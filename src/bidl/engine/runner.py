@@ -247,21 +247,23 @@ class EpochBasedRunner:
         with self.autocast or nullcontext():
             losses = self.train_module(batch["img"], batch["gt_label"])
         loss = losses["loss"]
-        if not torch.isfinite(loss) and self.skip_nonfinite:
+        finite = self.all_finite(loss)
+        if not finite and self.skip_nonfinite:
             self.skipped_steps += 1
             self.epoch_skipped += 1
             self.optimizer.zero_grad(set_to_none=True)
             logger.warning(
                 "loss is %s at epoch %d, iteration %d: step skipped (%d skipped so far)",
-                loss.item(),
+                self.loss_text(loss),
                 self.epoch + 1,
                 inner + 1,
                 self.skipped_steps,
             )
             return _scalars(losses)
-        if not torch.isfinite(loss):
+        if not finite:
             raise NonFiniteLossError(
-                f"loss is {loss.item()} at epoch {self.epoch + 1}, iteration {inner + 1}; "
+                f"loss is {self.loss_text(loss)} at epoch {self.epoch + 1}, iteration "
+                f"{inner + 1}; "
                 f"lower the lr, add optimizer_config.grad_clip, or check the data"
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -278,6 +280,20 @@ class EpochBasedRunner:
         else:
             self.optimizer.step()
         return _scalars(losses)
+
+    def all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: under DDP all ranks must take the same
+        branch, or the ones that step wait forever for the gradients of the ones that don't."""
+        finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
+
+    def loss_text(self, loss: torch.Tensor) -> str:
+        value = loss.item()
+        if math.isfinite(value):  # this rank's loss is fine; another rank's was not
+            return f"non-finite on another rank (here {value:.4g})"
+        return str(value)
 
     def validate(self) -> dict:
         if not self.is_main:  # rank 0 validates on the plain module
