@@ -55,17 +55,23 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def _worker(rank, config, work_dir, port):
+def act_as_torchrun_rank(rank, world, port):
+    """The variables torchrun sets for one of its processes, on this host; one thread each
+    (the ranks share the machine's cores)."""
     import os
 
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(WORLD),
+        WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank, config, work_dir, port):
+    act_as_torchrun_rank(rank, WORLD, port)
     train_model(
         config,
         work_dir=work_dir,

@@ -5,7 +5,6 @@ all-reduce for a rank that left it."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_distributed import free_port, write_config
+from test_distributed import act_as_torchrun_rank, free_port, write_config
 from torch import nn
 
 from bidl.engine import load_checkpoint, train_model
@@ -39,14 +38,7 @@ class PoisonOnRankLoss(nn.Module):
 
 
 def _worker(rank, config, work_dir, port, skip, out):
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(WORLD),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    act_as_torchrun_rank(rank, WORLD, port)
     options = {
         "runner.max_epochs": 2,
         "log_config.interval": 1,
