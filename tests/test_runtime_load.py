@@ -85,3 +85,25 @@ def test_runtime_serves_thousands_of_samples_in_order_with_flat_memory():
         f"({growth:+.1f} MB)"
     )
     assert growth < RSS_SLACK_MB
+
+
+def test_several_client_threads_share_one_runtime():
+    """Four threads submit 150 samples each at once: every future gets its own sample's
+    output (the queue, the uploads and the engine are shared safely)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tiny_artifact()
+    rng = np.random.default_rng(1)
+    with Runtime(folder, queue_size=4) as runtime:
+        shape = (runtime.timesteps, *runtime.step_shape)
+        samples = (rng.random((4, 150, *shape)) < 0.3).astype(np.float32)
+        expected = [np.stack([runtime.run(s) for s in part]) for part in samples]
+
+        def client(part):
+            futures = [runtime.submit(sample) for sample in part]
+            return np.stack([future.result(timeout=60) for future in futures])
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(client, samples))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
