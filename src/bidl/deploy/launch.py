@@ -126,6 +126,7 @@ def worker_main(argv: list[str]) -> int:
                 spec["threads"],
                 spec["warmup_batches"],
             )
+            dist.barrier()  # all ranks done before any tears its connections down
         finally:
             dist.destroy_process_group()
         if rank == 0:
@@ -267,23 +268,31 @@ def run_grid_in_group(
             f"the grid {grid} has {grid.size} devices but torchrun started {world} "
             f"processes; start one per device (--nproc_per_node={grid.size})"
         )
-    if not dist.is_initialized():
+    started_here = not dist.is_initialized()
+    if started_here:
         if device == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend)
-    folders = segment_artifacts(artifact)
-    rank = dist.get_rank()
-    labels = source.labels() if rank == 0 else None
-    reports = _run_rank(
-        rank,
-        grid,
-        folders,
-        source,
-        device,
-        backend,
-        threads or default_threads(grid.size),
-        warmup_batches,
-    )
+    try:
+        folders = segment_artifacts(artifact)
+        rank = dist.get_rank()
+        labels = source.labels() if rank == 0 else None
+        reports = _run_rank(
+            rank,
+            grid,
+            folders,
+            source,
+            device,
+            backend,
+            threads or default_threads(grid.size),
+            warmup_batches,
+        )
+        # every rank done before any tears its connections down: a rank that left early
+        # while the others still talked to it aborted in the communication threads
+        dist.barrier()
+    finally:
+        if started_here:
+            dist.destroy_process_group()
     if rank != 0:
         return None
     return grid_result(grid, reports, source.count(), labels)
