@@ -11,8 +11,8 @@ from bidl.datasets import DatasetNotFoundError, build_dataset
 from bidl.datasets.cifar10_dvs import CIFAR10_CLASSES
 from bidl.datasets.dvs_gesture import DVS128Gesture
 from bidl.datasets.es_imagenet import read_es_imagenet
-from bidl.datasets.event_dataset import EventIntegration, denoise
-from bidl.datasets.event_formats import make_events
+from bidl.datasets.events import EventIntegration, denoise
+from bidl.datasets.events.formats import make_events
 from bidl.registry import BidlError
 
 SEGMENTS = [(1, 0, 1_000_000), (5, 1_000_000, 2_000_000), (11, 2_000_000, 3_000_000)]

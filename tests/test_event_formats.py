@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from format_writers import random_events, write_aedat2_dvs128, write_aedat31, write_nmnist
 
-from bidl.datasets.event_formats import (
+from bidl.datasets.events.formats import (
     EventFileError,
     read_aedat2_dvs128,
     read_aedat31,

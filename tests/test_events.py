@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bidl.datasets import events as events_module
-from bidl.datasets.event_camera import EventCamera
-from bidl.datasets.events import events_to_frames, events_to_frames_batch
+from bidl.datasets.events import frames as events_module
+from bidl.datasets.events.camera import EventCamera
+from bidl.datasets.events.frames import events_to_frames, events_to_frames_batch
 from bidl.registry import BidlError
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bidl.datasets.event_formats import EVENT_DTYPE, EventFileError, read_event_file
+from bidl.datasets.events.formats import EVENT_DTYPE, EventFileError, read_event_file
 from bidl.datasets.legacy import convert_bidl_pickle, read_bidl_npz, read_bidl_pickle
 from bidl.registry import BidlError
 

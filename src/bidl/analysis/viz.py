@@ -170,7 +170,7 @@ def dataset_events(dataset, index: int) -> dict | None:
 
 def integrate(events: dict, n_frames: int) -> np.ndarray:
     """``[n_frames, 2, H, W]`` event counts over ``[t_start, t_end]`` in equal windows."""
-    from ..datasets.events import events_to_frames
+    from ..datasets.events.frames import events_to_frames
 
     return events_to_frames(
         events["x"],

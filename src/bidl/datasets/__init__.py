@@ -3,7 +3,7 @@
 from .base import BaseDataset, DatasetNotFoundError, topk_accuracy
 from .builder import build_dataset
 from .digits_dvs import DigitsDVS, prepare_digits_dvs
-from .events import events_to_frames, events_to_frames_batch
+from .events.frames import events_to_frames, events_to_frames_batch
 from .pipelines import Compose
 
 __all__ = [

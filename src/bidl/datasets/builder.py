@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from torch.utils.data import ConcatDataset
 
 from ..registry import DATASETS, BidlError, build
-from . import (  # noqa: F401  (register the datasets of the BIDL families)
     babi,
     cifar10_dvs,
     digits_dvs,  # noqa: F401  (registers DigitsDVS)

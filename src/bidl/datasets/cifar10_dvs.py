@@ -9,7 +9,7 @@ import numpy as np
 
 from ..registry import DATASETS, BidlError
 from .event_dataset import EventDataset
-from .event_formats import read_event_file
+from .events.formats import read_event_file
 
 CIFAR10_CLASSES = [
     "airplane",

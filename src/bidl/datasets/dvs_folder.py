@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..registry import DATASETS, BidlError
-from .cached import natural_files
+from .cached_dataset import natural_files
 from .event_dataset import EventDataset
-from .event_formats import SUFFIXES, read_event_file
+from .events.formats import SUFFIXES, read_event_file
 
 
 @DATASETS.register_module()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..registry import DATASETS
 from .event_dataset import EventDataset
-from .event_formats import read_nmnist
+from .events.formats import read_nmnist
 
 FOLDERS = {"train": "Train", "test": "Test"}
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..registry import DATASETS, BidlError
 from .base import BaseDataset, DatasetNotFoundError
-from .event_dataset import _size_pair
+from .events.integration import size_pair
 
 SPLITS = {"train": ("train", "trainlabel.txt"), "test": ("val", "vallabel.txt")}
 LAYOUT = (
@@ -80,7 +80,7 @@ class ESImagenet(BaseDataset):
         ann_file: str | None = None,
     ):
         self.source_size = int(source_size)
-        self.size = _size_pair(size, "ESImagenet")
+        self.size = size_pair(size, "ESImagenet")
         super().__init__(data_prefix, pipeline, classes, ann_file, test_mode)
 
     def load_annotations(self) -> list[dict]:

@@ -1,11 +1,6 @@
-"""Event datasets: recordings read from their files, integrated into frames, cached.
-
-``EventIntegration`` turns one recording (a structured event array) into a uint8 frame
-stack ``[timesteps, C, H, W]``: frames by time window or by event count, two polarity
-channels (OFF, ON) or one, optional downsampling of the sensor (128 -> 64, 40, 32, ...)
-and an optional denoise filter. ``EventDataset`` is the base of the DVS datasets: it
-caches the integrated frames, or (``load_events=True``) hands raw events to the pipeline
-so that event augmentations (``DropEvents``, ``SpatialJitter``, ``TimeJitter``) run
+"""``EventDataset``: the base of the DVS datasets. It caches the integrated frames of each
+recording (``events.EventIntegration``), or (``load_events=True``) hands raw events to the
+pipeline so that event augmentations (``DropEvents``, ``SpatialJitter``, ``TimeJitter``) run
 before an ``EventsToFrames`` step.
 """
 
@@ -15,139 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..registry import BidlError
-from .cached import CachedDataset
-from .events import events_to_frames
-
-
-def denoise(events: np.ndarray, filter_us: float, sensor_size: Sequence[int]) -> np.ndarray:
-    """Keep the events that have an event at one of the 4 neighbouring pixels within the
-    preceding ``filter_us`` microseconds (isolated events are sensor noise)."""
-    n = events.size
-    if n == 0:
-        return events
-    height, width = (int(s) for s in sensor_size)
-    order = np.argsort(events["t"], kind="stable")
-    events = events[order]
-    x, y, t = (events[k].astype(np.int64) for k in "xyt")
-    pixel = y * width + x
-    index = np.arange(n, dtype=np.int64)
-    key = pixel * n + index  # events grouped by pixel, in time order within a pixel
-    sorted_key = np.sort(key)
-    keep = np.zeros(n, dtype=bool)
-    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        ny, nx = y + dy, x + dx
-        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
-        wanted = (ny * width + nx) * n + index  # the neighbour's events before this one
-        slot = np.searchsorted(sorted_key, wanted) - 1
-        found = sorted_key[np.maximum(slot, 0)]
-        before = (slot >= 0) & (found // n == ny * width + nx) & inside
-        previous_t = t[found % n]
-        keep |= before & (t - previous_t < filter_us)
-    return events[keep]
-
-
-def _size_pair(size, where: str) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    if (
-        not isinstance(size, Sequence)
-        or len(size) != 2
-        or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in size)
-    ):
-        raise BidlError(
-            f"{where}: size must be None, an int or (h, w) of positive ints, got {size!r}"
-        )
-    return int(size[0]), int(size[1])
-
-
-class EventIntegration:
-    """Integrate one recording into ``[timesteps, C, H, W]`` uint8 event counts.
-
-    Args:
-        timesteps: number of frames.
-        frame_by: ``"time"`` (equal time windows over the recording's span, or
-            ``window_us``-long windows from its start) or ``"count"`` (equal numbers of
-            events per frame).
-        window_us: fixed frame length in microseconds (``frame_by="time"`` only).
-        polarity: True for two channels (0 OFF, 1 ON); False for one channel of all events.
-        size: output ``(h, w)`` (or an int); events are downsampled by integer scaling of
-            their coordinates (``x * w // W``), so 128 -> 40 keeps every event.
-        denoise_us: drop events with no neighbouring event in the preceding window.
-        binary: clip counts to 1 (spike frames).
-    """
-
-    def __init__(
-        self,
-        timesteps: int = 16,
-        frame_by: str = "time",
-        window_us: float | None = None,
-        polarity: bool = True,
-        size=None,
-        denoise_us: float | None = None,
-        binary: bool = False,
-        where: str = "EventIntegration",
-    ):
-        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)):
-            raise BidlError(f"{where}: timesteps must be an int, got {timesteps!r}")
-        if timesteps < 1:
-            raise BidlError(f"{where}: timesteps must be >= 1, got {timesteps}")
-        if frame_by not in ("time", "count"):
-            raise BidlError(f"{where}: frame_by must be 'time' or 'count', got {frame_by!r}")
-        if window_us is not None and (frame_by != "time" or not window_us > 0):
-            raise BidlError(f"{where}: window_us must be > 0 and needs frame_by='time'")
-        if denoise_us is not None and not denoise_us > 0:
-            raise BidlError(f"{where}: denoise_us must be > 0 or None, got {denoise_us!r}")
-        self.timesteps = int(timesteps)
-        self.frame_by = frame_by
-        self.window_us = window_us
-        self.polarity = bool(polarity)
-        self.size = _size_pair(size, where)
-        self.denoise_us = denoise_us
-        self.binary = bool(binary)
-        self.where = where
-
-    def params(self) -> dict:
-        return {
-            "timesteps": self.timesteps,
-            "frame_by": self.frame_by,
-            "window_us": self.window_us,
-            "polarity": self.polarity,
-            "size": list(self.size) if self.size else None,
-            "denoise_us": self.denoise_us,
-            "binary": self.binary,
-        }
-
-    def output_size(self, sensor_size: Sequence[int]) -> tuple[int, int]:
-        return self.size or (int(sensor_size[0]), int(sensor_size[1]))
-
-    def __call__(self, events: np.ndarray, sensor_size: Sequence[int], t_start=None, t_end=None):
-        height, width = int(sensor_size[0]), int(sensor_size[1])
-        if self.denoise_us is not None:
-            events = denoise(events, self.denoise_us, (height, width))
-        out_h, out_w = self.output_size(sensor_size)
-        x = events["x"].astype(np.int64) * out_w // width
-        y = events["y"].astype(np.int64) * out_h // height
-        frames = events_to_frames(
-            x,
-            y,
-            events["t"],
-            events["p"],
-            (out_h, out_w),
-            self.timesteps,
-            by=self.frame_by,
-            t_start=t_start if self.frame_by == "time" else None,
-            t_end=t_end if self.frame_by == "time" and self.window_us is None else None,
-            window_us=self.window_us,
-            dtype=np.int64,
-        )
-        if not self.polarity:
-            frames = frames.sum(axis=1, keepdims=True)
-        if self.binary:
-            frames = np.minimum(frames, 1)
-        return np.minimum(frames, 255).astype(np.uint8)
+from .cached_dataset import CachedDataset
+from .events.integration import EventIntegration
 
 
 class EventDataset(CachedDataset):

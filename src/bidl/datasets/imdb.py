@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS, BidlError
-from .cached import CachedDataset
+from .cached_dataset import CachedDataset
 from .text import build_vocab, encode, load_or_build_vocab, tokenize
 
 LABELS = ("neg", "pos")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS, BidlError
-from .cached import CachedDataset
+from .cached_dataset import CachedDataset
 
 
 def normalise_hu(volume: np.ndarray, window) -> np.ndarray:

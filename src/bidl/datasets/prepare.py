@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from ..registry import DATASETS, BidlError
 from .cache import describe_split
-from .cached import CachedDataset
+from .cached_dataset import CachedDataset
 
 
 def prepare_dataset(name: str, root: str | None, raw: str | None = None, options=None) -> list[str]:
     """Build (or reuse) the caches of every split of dataset ``name`` under ``root``;
     returns summary lines (samples per split and class, tensor shape, size on disk)."""
-    from . import builder  # noqa: F401  (fill the registry)
-
     cls = DATASETS.get(name)
     if root is None:
         raise BidlError(f"bidl data prepare {name}: give --root, the dataset folder")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS, BidlError
-from .cached import CachedDataset, natural_files
-from .event_dataset import _size_pair
+from .cached_dataset import CachedDataset, natural_files
+from .events.integration import size_pair
 from .pipelines.loading import read_frames, sample_indices
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -47,7 +47,7 @@ class RgbGesture(CachedDataset):
             raise BidlError(f"RgbGesture: timesteps must be an int >= 1, got {timesteps!r}")
         self.timesteps, self.shape, self.threshold = (
             timesteps,
-            _size_pair(shape, "RgbGesture"),
+            size_pair(shape, "RgbGesture"),
             threshold,
         )
         kwargs.setdefault("split", "val" if kwargs.get("test_mode") else "train")

@@ -1,6 +1,5 @@
 """Pipeline steps: loading, transforms and formatting of one sample dict."""
 
-from . import conversions, encoders, event_transforms, loading, video_transforms  # noqa: F401
 from .compose import Compose
 from .formatting import Collect, ToTensor, ToTensorType, to_tensor
 from .transforms import RandomCropVideo, RandomFlipVideo

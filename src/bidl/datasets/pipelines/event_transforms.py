@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...registry import PIPELINES, BidlError
+from ..events.denoise import denoise
+from ..events.integration import EventIntegration
 
 
 def _events(results: dict, where: str) -> np.ndarray:
@@ -78,8 +80,6 @@ class DenoiseEvents:
         self.filter_us = filter_us
 
     def __call__(self, results: dict) -> dict:
-        from ..event_dataset import denoise
-
         results["events"] = denoise(
             _events(results, "DenoiseEvents"), self.filter_us, results["sensor_size"]
         )
@@ -100,8 +100,6 @@ class EventsToFrames:
         size=None,
         binary=False,
     ):
-        from ..event_dataset import EventIntegration
-
         self.integration = EventIntegration(
             timesteps, frame_by, window_us, polarity, size, None, binary, "EventsToFrames"
         )

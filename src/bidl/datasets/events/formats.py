@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..registry import BidlError
+from ...registry import BidlError
 
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "u1")])
 SUFFIXES = (".aedat", ".aedat4", ".bin", ".npz", ".npy")

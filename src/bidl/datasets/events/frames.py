@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..registry import BidlError
+from ...registry import BidlError
 
 _MODES = ("time", "count")
 # recordings are integrated in chunks of at most this many counts and events, which keeps

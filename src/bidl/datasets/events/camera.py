@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..registry import BidlError
+from ...registry import BidlError
 
 
 class Events(NamedTuple):
