@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import bidl.models  # noqa: F401  (fills BACKBONES)
 from bidl.deploy import Runtime, compile_model
 from bidl.registry import BACKBONES
 

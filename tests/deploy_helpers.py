@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import bidl.models  # noqa: F401  (fills BACKBONES)
 from bidl.layers import Conv2dLif, FcLif
 from bidl.models.backbones.base import SpikingBackbone
 from bidl.registry import BACKBONES

@@ -95,6 +95,28 @@ def test_list_shows_registered_names_and_configs(capsys):
     assert "clif3fc3dm_itout-b16x1-digitsdvs" in capsys.readouterr().out
 
 
+def test_bare_list_counts_every_kind_in_a_fresh_interpreter():
+    result = subprocess.run(
+        [sys.executable, "-m", "bidl.cli", "list"], capture_output=True, text=True, check=True
+    )
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[:-1]}
+    assert list(rows) == [
+        "models",
+        "datasets",
+        "configs",
+        "pipelines",
+        "heads",
+        "losses",
+        "neurons",
+        "classifiers",
+    ]
+    from bidl.registry import BACKBONES, NEURONS
+
+    assert int(rows["models"]) == len(BACKBONES) and int(rows["neurons"]) == len(NEURONS)
+    assert "neurons         4  Lif, LifPlus, lif, lifplus" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("`bidl list WHAT` lists one kind in full")
+
+
 def test_every_subcommand_has_help_with_an_example():
     for command in ("train", "test", "list", "data"):
         result = subprocess.run(

@@ -12,7 +12,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import bidl.models  # noqa: F401  (registers the classifiers)
 from bidl.engine.distributed import wrap_ddp
 from bidl.registry import CLASSIFIERS, build
 

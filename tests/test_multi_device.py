@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-import bidl.models  # noqa: F401  (registers the classifiers)
 from bidl.cli import main
 from bidl.config import load_config
 from bidl.deploy import ArtifactError, Runtime, compile_model

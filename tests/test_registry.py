@@ -31,8 +31,6 @@ def test_unknown_name_names_registry_and_closest_match():
 
 
 def test_unknown_backbone_suggests_the_registered_name():
-    import bidl.models  # noqa: F401
-
     with pytest.raises(UnknownTypeError, match=r"did you mean 'SeqClif3Fc3DmItout'"):
         BACKBONES.get("SeqClif3Fc3DmItoutt")
 

@@ -4,7 +4,6 @@ LIF and LIF+ cells; segments chain to the whole model; ``bidl list models``."""
 import pytest
 import torch
 
-import bidl.models  # noqa: F401  (registers the backbones)
 from bidl.cli import main
 from bidl.registry import BACKBONES, BidlError, build
 

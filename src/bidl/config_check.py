@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 
+from .optim import LrSchedule, check_optimizer
 from .registry import BidlError
 
 Kind = tuple[str, Callable[[object], bool]]
@@ -126,12 +127,8 @@ def check_config(cfg: Mapping) -> None:
         if name in cfg:
             _check_section(name, cfg[name], keys, none_ok=name != "data")
     if cfg.get("lr_config") is not None:
-        from .engine.lr_schedule import LrSchedule
-
         LrSchedule(cfg["lr_config"], max_epochs=1, iters_per_epoch=1)  # policy-specific keys
     if "optimizer" in cfg:
-        from .engine.optimizer import check_optimizer
-
         check_optimizer(cfg["optimizer"])
     _check_built_objects(cfg)
 
@@ -139,7 +136,6 @@ def check_config(cfg: Mapping) -> None:
 def _check_built_objects(cfg: Mapping) -> None:
     """The registry-built parts: model (and its backbone, neck, head, loss) and datasets
     (and their pipeline steps)."""
-    from . import datasets, models  # noqa: F401  (fill the registries)
     from .registry import BACKBONES, CLASSIFIERS, DATASETS, HEADS, LOSSES, NECKS, check_keys
 
     model = cfg.get("model")

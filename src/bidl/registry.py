@@ -2,13 +2,22 @@
 
 A config says ``dict(type="SeqClif3Fc3DmItout", nclass=10)``; ``build`` looks the name up
 in the right registry and calls the class with the other keys.
+
+A registry fills itself: the first time it is asked for a name, its length or its names,
+it imports the modules of its ``locations`` (packages searched recursively) that register
+something, so ``from bidl.registry import BACKBONES; BACKBONES.build(...)`` works in a
+fresh interpreter. This module itself imports nothing of bidl.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import inspect
-from collections.abc import Callable, Iterable
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -24,34 +33,58 @@ class UnknownTypeError(BidlError, KeyError):
 
 
 class Registry:
-    """A named table of classes (or factory functions), filled by a decorator."""
+    """A named table of classes (or factory functions), filled by a decorator.
 
-    def __init__(self, name: str):
+    ``locations``: dotted names of the packages whose modules register into it; they are
+    imported on first use (see ``import_locations``)."""
+
+    def __init__(self, name: str, locations: Iterable[str] = ()):
         self.name = name
+        self.locations = tuple(locations)
         self._modules: dict[str, Callable] = {}
+        self._imported = not self.locations
 
     def __contains__(self, key: str) -> bool:
-        return key in self._modules
+        return key in self._table()
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return len(self._table())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
     def __repr__(self) -> str:
         return f"Registry({self.name!r}, {len(self)} entries)"
 
     def names(self) -> list[str]:
-        return sorted(self._modules)
+        return sorted(self._table())
 
     def get(self, key: str) -> Callable:
-        if key not in self._modules:
-            close = difflib.get_close_matches(key, self._modules, n=3, cutoff=0.6)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        table = self._table()
+        if key not in table:
             raise UnknownTypeError(
-                f"unknown {self.name} {key!r}{hint}; "
+                f"unknown {self.name} {key!r}{_suggest(key, table)}; "
                 f"`bidl list` shows the registered names, or register your own with "
                 f"@{self.name.upper()}S.register_module()"
             )
-        return self._modules[key]
+        return table[key]
+
+    def _table(self) -> dict[str, Callable]:
+        if not self._imported:
+            self.import_locations()
+        return self._modules
+
+    def import_locations(self) -> None:
+        """Import every module under ``locations`` that registers something.
+
+        A module counts when its source mentions ``register`` (a ``register_module`` call
+        or a ``register_*`` decorator); the others (e.g. Triton kernels, which need an
+        optional package) are left alone. Marked done first, so that a lookup made while
+        these modules import does not start the import again."""
+        self._imported = True
+        for location in self.locations:
+            for module_name in _registering_modules(location):
+                importlib.import_module(module_name)
 
     def register_module(
         self,
@@ -69,7 +102,12 @@ class Registry:
             names = [obj.__name__] if name is None else [name] if isinstance(name, str) else name
             for key in names:
                 if not force and key in self._modules and self._modules[key] is not obj:
-                    raise KeyError(f"{key!r} is already registered in the {self.name} registry")
+                    taken = self._modules[key]
+                    raise KeyError(
+                        f"{key!r} is already registered in the {self.name} registry (by "
+                        f"{taken.__module__}.{taken.__qualname__}); pick another name or "
+                        f"pass force=True to replace it"
+                    )
                 self._modules[key] = obj
             return obj
 
@@ -79,6 +117,39 @@ class Registry:
 
     def build(self, cfg: dict | None, **default_args: Any) -> Any:
         return build(cfg, self, **default_args)
+
+
+def _suggest(key: str, names: Iterable[str]) -> str:
+    """`` (did you mean ...?)``: names equal to ``key`` but for case first, then the
+    closest spellings (compared case-insensitively)."""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(key.lower(), by_lower, n=3, cutoff=0.6)
+    ranked = [by_lower[c] for c in close]
+    if key.lower() in by_lower:  # get_close_matches ranks it first only on ties
+        ranked = [by_lower[key.lower()], *(r for r in ranked if r != by_lower[key.lower()])]
+    return f" (did you mean {', '.join(repr(c) for c in ranked)}?)" if ranked else ""
+
+
+def _registering_modules(package: str, search: list[str] | None = None) -> list[str]:
+    """Dotted names of ``package`` and of its modules (recursively) that register.
+
+    Reads the files through the finders, importing nothing."""
+    if search is None:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.submodule_search_locations is None:
+            raise ModuleNotFoundError(f"registry location {package!r} is not a package")
+        search = list(spec.submodule_search_locations)
+    found = []
+    for info in pkgutil.iter_modules(search):
+        name = f"{package}.{info.name}"
+        if info.ispkg:
+            found += _registering_modules(name, [str(Path(info.module_finder.path) / info.name)])
+            continue
+        spec = info.module_finder.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        if origin and origin.suffix == ".py" and "register" in origin.read_text("utf-8"):
+            found.append(name)
+    return found
 
 
 def build(cfg: dict | None, registry: Registry, **default_args: Any) -> Any:
@@ -181,14 +252,18 @@ def check_keys(cfg: Any, registry: Registry, path: str) -> None:
         )
 
 
-BACKBONES = Registry("backbone")
-NECKS = Registry("neck")
-HEADS = Registry("head")
-LOSSES = Registry("loss")
-CLASSIFIERS = Registry("classifier")
-DATASETS = Registry("dataset")
-PIPELINES = Registry("pipeline")
-NEURONS = Registry("neuron")
+# where each registry's entries are defined (imported on first use)
+_MODELS = ("bidl.models",)
+_DATASETS = ("bidl.datasets",)
+
+BACKBONES = Registry("backbone", _MODELS)
+NECKS = Registry("neck", _MODELS)
+HEADS = Registry("head", _MODELS)
+LOSSES = Registry("loss", _MODELS)
+CLASSIFIERS = Registry("classifier", _MODELS)
+DATASETS = Registry("dataset", _DATASETS)
+PIPELINES = Registry("pipeline", _DATASETS)
+NEURONS = Registry("neuron", ("bidl.neurons",))
 
 REGISTRIES = {
     "models": BACKBONES,

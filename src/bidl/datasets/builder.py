@@ -7,19 +7,6 @@ from collections.abc import Sequence
 from torch.utils.data import ConcatDataset
 
 from ..registry import DATASETS, BidlError, build
-    babi,
-    cifar10_dvs,
-    digits_dvs,  # noqa: F401  (registers DigitsDVS)
-    dvs_folder,
-    dvs_gesture,
-    dvs_mnist,
-    es_imagenet,
-    imdb,
-    jester,
-    luna16,
-    mnist,
-    rgb_gesture,
-)
 
 
 def build_dataset(cfg: dict | Sequence[dict], default_args: dict | None = None):

@@ -1,6 +1,5 @@
 """Backbones, one file per family; importing this package registers them all."""
 
-from . import lifplus_variants  # noqa: F401  (registers the LIF+ model names)
 from .base import SpikingBackbone, register_spiking_backbone
 from .fasttext import FastText
 from .resnet_lif import ResNetLifBackbone, ResNetLifReluBackbone
