@@ -34,7 +34,7 @@ def _worker(rank, world, port, args, out):
     from bidl.config import load_config
     from bidl.engine.apis import build_model
     from bidl.engine.distributed import wrap_ddp
-    from bidl.engine.optimizer import build_optimizer
+    from bidl.optim.optimizer import build_optimizer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.cuda.set_device(rank)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from bidl.engine.lr_schedule import LrSchedule
+from bidl.optim.lr_schedule import LrSchedule
 from bidl.registry import BidlError
 
 

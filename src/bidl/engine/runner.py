@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .. import fileio
 from ..analysis.activity import ActivityMonitor
 from ..config import Config, config_name
 from ..registry import BidlError
@@ -26,8 +29,8 @@ from .checkpoint import (
 from .dataloader import build_dataloader
 from .distributed import barrier, get_dist_info, wrap_ddp
 from .evaluation import move_batch, predict
-from .lr_schedule import LrSchedule
-from .optimizer import build_optimizer
+from ..optim.lr_schedule import LrSchedule
+from ..optim.optimizer import build_optimizer
 from .tensorboard import TensorboardLog
 
 logger = logging.getLogger("bidl")
@@ -35,6 +38,27 @@ logger = logging.getLogger("bidl")
 
 class NonFiniteLossError(BidlError):
     """The loss became NaN or infinite."""
+
+
+class QuietFileHandler(logging.FileHandler):
+    """``train.log``: when the disk refuses a line, say so once on stderr and stop writing
+    to it, instead of a traceback per line that buries the error that stops the run."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if self.failed:
+            return
+        self.failed = True
+        with contextlib.suppress(Exception):
+            sys.stderr.write(
+                f"bidl: could not write {self.baseFilename!r} ({sys.exc_info()[1]}); "
+                f"it gets no more lines\n"
+            )
 
 
 def autocast_context(fp16: dict | None, device: torch.device):
@@ -110,7 +134,10 @@ class EpochBasedRunner:
         if not self.is_main:  # rank 0 alone logs
             logger.setLevel("ERROR")
             return
-        handler = logging.FileHandler(self.work_dir / "train.log")
+        try:
+            handler = QuietFileHandler(self.work_dir / "train.log")
+        except OSError as err:
+            raise fileio.write_failure(self.work_dir / "train.log", err, what="log") from err
         handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
         self._log_handler = handler
         logger.addHandler(handler)
@@ -119,8 +146,7 @@ class EpochBasedRunner:
     def write_json(self, record: dict) -> None:
         if not self.is_main:
             return
-        with open(self.log_json, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        fileio.append_text(self.log_json, json.dumps(record) + "\n")
         self.tensorboard.write(record, self.iter)
 
     def load_or_resume(self) -> None:
