@@ -64,9 +64,11 @@ def write_failure(
 ) -> WriteError:
     """The one error for a failed write of ``path``."""
     reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-    previous = "the previous file there (if any) is intact"
-    if what == "folder":
-        previous = "the previous folder there (if any) is intact"
+    previous = {
+        "file": "the previous file there (if any) is intact",
+        "folder": "the previous folder there (if any) is intact",
+        "log": "the lines written before are intact",
+    }[what]
     return error(
         f"could not write {str(path)!r}: {reason}; {previous}; "
         f"{free_space(Path(path).parent)} in {str(Path(path).parent)!r}. "
@@ -192,6 +194,16 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2, **kwa
     dumps = {k: kwargs.pop(k) for k in ("default", "sort_keys") if k in kwargs}
     text = json.dumps(data, indent=indent, allow_nan=False, **dumps) + "\n"
     return write_text(path, text, **kwargs)
+
+
+def append_text(path: str | os.PathLike, text: str, error: type[WriteError] = WriteError) -> None:
+    """Append ``text`` to a log file (not atomic: a log grows line by line); a failure
+    becomes a ``WriteError`` naming the file and the free space."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise write_failure(path, err, error, what="log") from err
 
 
 def reserve(path: str | os.PathLike, size: int, error: type[WriteError] = WriteError) -> None:

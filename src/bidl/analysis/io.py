@@ -1,4 +1,4 @@
-"""Atomic file output for figures and their data: write beside, then rename into place."""
+"""File output for figures and their data, written durably through ``bidl.fileio``."""
 
 from __future__ import annotations
 
@@ -6,34 +6,15 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
-from ..registry import BidlError
+from .. import fileio
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, so a reader
-    never sees half a file and a failure leaves the old file in place."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise BidlError(
-            f"cannot write {str(path)!r}: {err.strerror or err}; pick another --out"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise BidlError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
-        raise
-    return path
+    """Write ``data`` to ``path`` durably (``bidl.fileio``), so a reader never sees half a
+    file and a failure leaves the old file in place."""
+    return fileio.write_bytes(path, data, hint="Free disk space or pick another --out.")
 
 
 def _clean(value):

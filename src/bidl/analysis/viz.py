@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import fileio
 from ..registry import BidlError
 from .io import new_figure, write_bytes, write_json
 
@@ -131,22 +131,20 @@ def save_animation(images: list, path: str | os.PathLike, fps: float = 4.0) -> P
         )
     import imageio_ffmpeg
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
+    with fileio.staged_file(path) as tmp:  # named .tmp: the format is given explicitly
         width, height = images[0].size
         writer = imageio_ffmpeg.write_frames(
-            tmp, (width, height), fps=fps, macro_block_size=2, quality=8
+            str(tmp),
+            (width, height),
+            fps=fps,
+            macro_block_size=2,
+            quality=8,
+            output_params=["-f", "mp4"],
         )
         writer.send(None)
         for image in images:
             writer.send(np.ascontiguousarray(np.asarray(image)).tobytes())
         writer.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -14,13 +14,15 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .. import fileio
+from ..locking import LockError, folder_lock
 from ..registry import BidlError
 
 MANIFEST = "net_params.json"
@@ -238,14 +240,20 @@ def manifest_difference(manifest: dict, expected: dict) -> str | None:
 # --- writing --------------------------------------------------------------------------
 
 
+class ArtifactWriteError(ArtifactError, fileio.WriteError):
+    """An artifact folder could not be written (full disk, read-only place)."""
+
+
 def write_artifact(
     folder: str | os.PathLike,
     write_graph: Callable[[Path], None],
     manifest: dict,
     summary: str,
+    check: bool = True,
 ) -> Path:
     """Write an artifact atomically: graph files, summary, then ``net_params.json``, into a
-    temporary folder beside ``folder`` that replaces it in one rename.
+    temporary folder beside ``folder`` that replaces it only once it opens and runs
+    (``check_staged``; ``check=False`` skips that, for tests of the folder handling).
 
     ``write_graph(tmp_folder)`` writes the graph file(s); ``manifest['files']`` is filled
     with the hash of every file it wrote.
@@ -255,22 +263,67 @@ def write_artifact(
         write_graph(tmp)
         manifest = dict(manifest, files={p.name: file_sha256(p) for p in sorted(tmp.iterdir())})
         write_manifest(tmp, manifest, summary)
+        if check:
+            check_staged(tmp, folder)
     return folder
+
+
+def check_staged(tmp: Path, target: Path) -> None:
+    """The staged artifact must open and run one step of zeros to finite outputs before
+    it may replace anything at ``target``; an error keeps the old artifact."""
+    from .runtime import Runtime
+
+    try:
+        manifest = read_manifest(tmp)
+        verify_files(tmp, manifest)
+        runtime = Runtime(tmp)
+        zeros = np.zeros((runtime.batch_size, 1, *runtime.step_shape), dtype=np.float32)
+        output = runtime.run(zeros)
+    except BidlError as err:
+        raise ArtifactError(
+            f"the artifact compiled for {str(target)!r} does not open: "
+            f"{str(err).replace(str(tmp), str(target))}. Nothing was replaced."
+        ) from None
+    if not np.isfinite(np.asarray(output, dtype=np.float64)).all():
+        raise ArtifactError(
+            f"the artifact compiled for {str(target)!r} gives non-finite outputs for an input "
+            f"of zeros (NaN or inf weights?); nothing was replaced. Check the checkpoint."
+        )
 
 
 @contextlib.contextmanager
 def staged_folder(target: Path):
-    """A temporary folder beside ``target`` to fill; when the block ends without an error
-    it replaces ``target`` in one rename, otherwise it is deleted."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_stages(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    """A temporary folder beside ``target`` to fill, while ``target`` is locked against
+    other writers; when the block ends without an error it replaces ``target`` (a swap that
+    a kill interrupts is finished by the next writer or reader), otherwise it is deleted."""
+    target = Path(target)
     try:
-        yield tmp
-        replace_folder(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise fileio.write_failure(target, err, ArtifactWriteError, what="folder") from err
+    with folder_lock(target):
+        fileio.recover_folder(target)
+        remove_stale_stages(target)
+        with fileio.staged_folder(
+            target, error=ArtifactWriteError, hint="Free disk space or pick another --out."
+        ) as tmp:
+            yield tmp
+
+
+def recover_interrupted(target: str | os.PathLike) -> str | None:
+    """Finish a replacement of ``target`` that a kill interrupted between its two renames
+    (``fileio.recover_folder``), unless a writer holds ``target`` now; what was done."""
+    target = Path(target)
+    if target.exists() or not (
+        fileio.journal_path(target).exists()
+        or any(target.parent.glob(f".{glob.escape(target.name)}.*.old"))
+    ):
+        return None
+    try:
+        with folder_lock(target):
+            return fileio.recover_folder(target)
+    except (LockError, OSError):
+        return None
 
 
 STALE_STAGE_S = 3600.0
@@ -278,15 +331,21 @@ STALE_STAGE_S = 3600.0
 
 def remove_stale_stages(target: Path, older_than_s: float = STALE_STAGE_S) -> list[Path]:
     """Delete temporary folders of ``target`` that a killed compile left behind (nothing
-    trusts them: they have no place under the target's name). Only those untouched for
-    ``older_than_s`` go, so a compile still running beside this one keeps its folder."""
+    trusts them: they have no place under the target's name). A folder named with the pid
+    of its writer goes when that process is dead; others when untouched for
+    ``older_than_s``, so a compile still running beside this one keeps its folder."""
     removed = []
     now = time.time()
     for stage in target.parent.glob(f".{glob.escape(target.name)}.*"):
-        if stage.suffix not in (".tmp", ".old") or not stage.is_dir():
+        if stage.suffix not in (".tmp", ".old") or not stage.is_dir() or stage.is_symlink():
             continue
-        newest = max((p.stat().st_mtime for p in stage.rglob("*")), default=0.0)
-        if now - max(newest, stage.stat().st_mtime) > older_than_s:
+        pid = fileio.writer_pid(stage)
+        if pid is not None:
+            stale = not fileio.pid_alive(pid)
+        else:
+            newest = max((p.lstat().st_mtime for p in stage.rglob("*")), default=0.0)
+            stale = now - max(newest, stage.stat().st_mtime) > older_than_s
+        if stale:
             shutil.rmtree(stage, ignore_errors=True)
             removed.append(stage)
     return removed
@@ -294,21 +353,16 @@ def remove_stale_stages(target: Path, older_than_s: float = STALE_STAGE_S) -> li
 
 def write_manifest(folder: Path, manifest: dict, summary: str) -> None:
     """The summary, then the manifest: written last, it marks the folder complete."""
-    (folder / SUMMARY).write_text(summary)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    fileio.write_text(folder / SUMMARY, summary, error=ArtifactWriteError)
+    fileio.write_json(folder / MANIFEST, manifest, error=ArtifactWriteError)
 
 
 def replace_folder(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an old ``target`` is moved aside first, then deleted."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    if not target.is_dir():
+    """Move ``new`` to ``target``; an old ``target`` is moved aside first, then deleted
+    (see ``fileio.replace_folder``)."""
+    if target.exists() and (not target.is_dir() or target.is_symlink()):
         raise ArtifactError(f"{str(target)!r} exists and is not a folder; pick another --out")
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.replace(target, old / target.name)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+    fileio.replace_folder(new, target)
 
 
 def tensor_table(manifest: dict) -> list[tuple[str, str, list[int], str, int]]:

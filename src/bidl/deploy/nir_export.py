@@ -10,19 +10,19 @@ assumes (see ``lif_node``). What NIR cannot express is refused with the layer's 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .. import fileio
 from ..layers import Conv2dLif, FcLif
 from ..neurons.base import StatefulCell
 from ..neurons.lif import Lif
 from ..neurons.surrogate import SurrogateSpike
 from ..registry import BidlError
-from .compile import require
+from .optional import require
 from .step_graph import split_classifier
 
 _SKIPPED = (nn.Identity, nn.Dropout)
@@ -221,13 +221,6 @@ def export_nir(model: nn.Module, path: str | os.PathLike) -> Path:
     nir = require("nir", "NIR export")
     graph = to_nir(model.eval())
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with fileio.staged_file(path, hint="Free disk space or pick another --out.") as tmp:
+        nir.write(str(tmp), graph)
     return path

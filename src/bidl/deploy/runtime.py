@@ -22,7 +22,13 @@ import torch
 from tqdm import tqdm
 
 from ..registry import BidlError
-from .artifact import artifact_file, describe_manifest, read_manifest, verify_files
+from .artifact import (
+    artifact_file,
+    describe_manifest,
+    read_manifest,
+    recover_interrupted,
+    verify_files,
+)
 from .engines import ENGINES, NUMPY_DTYPES
 
 _STOP = object()
@@ -74,6 +80,7 @@ class Runtime:
         verbose: bool = False,
     ):
         self.folder = Path(artifact)
+        recover_interrupted(self.folder)  # a compile killed mid-swap: finish it first
         self.manifest = read_manifest(self.folder)
         verify_files(self.folder, self.manifest)
         device = device or self.manifest.get("device") or "cpu"

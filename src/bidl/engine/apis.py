@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
+from .. import fileio
 from ..config import Config, config_name, load_config
+from ..locking import work_dir_lock
 from ..registry import BidlError
 from .checkpoint import load_weights
 from .dataloader import build_dataloader, seed_everything
@@ -68,15 +70,19 @@ def train_model(
     deterministic = bool(
         cfg.get("deterministic", False) if deterministic is None else deterministic
     )
-    if is_main_process():
-        cfg.dump(str(work_dir / f"{config_name(cfg)}.py"))
-    seed_everything(seed + rank, deterministic)  # DDP copies rank 0's initial weights
-    datasets = build_datasets(cfg)
-    model = build_model(cfg)
-    runner = EpochBasedRunner(cfg, model, datasets, work_dir, resolve_device(device), seed)
+    lock = None
     try:
+        if is_main_process():  # one run per work dir: a second one is refused, naming this one
+            lock = work_dir_lock(work_dir).acquire()
+            fileio.write_text(work_dir / f"{config_name(cfg)}.py", cfg.pretty_text)
+        seed_everything(seed + rank, deterministic)  # DDP copies rank 0's initial weights
+        datasets = build_datasets(cfg)
+        model = build_model(cfg)
+        runner = EpochBasedRunner(cfg, model, datasets, work_dir, resolve_device(device), seed)
         return runner.run()
     finally:
+        if lock is not None:
+            lock.release()
         if started:
             torch.distributed.destroy_process_group()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import fileio
 from ..registry import BidlError
 
 
@@ -17,39 +17,23 @@ class CheckpointError(BidlError):
     """A checkpoint could not be written or read."""
 
 
+class CheckpointWriteError(CheckpointError, fileio.WriteError):
+    """A checkpoint could not be written (full disk, read-only or quota-limited folder)."""
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place.
 
-    A crash or a full disk part-way leaves the previous file at ``path`` untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise CheckpointError(
-                f"could not write {str(path)!r}: {err.strerror or err}; "
-                f"the previous file there (if any) is intact. Free disk space or pick another "
-                f"--work-dir."
-            ) from err
-        raise
-    return path
+    A crash or a full disk part-way leaves the previous file at ``path`` untouched."""
+    return fileio.atomic_write(
+        path, write, error=CheckpointWriteError, hint="Free disk space or pick another --work-dir."
+    )
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Delete the temp files that ``atomic_write`` leaves when its process is killed mid-write
-    (a SIGKILL gives it no chance to clean up); nothing ever reads them."""
-    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
+    (a SIGKILL gives it no chance to clean up); a live writer's temp file stays."""
+    return fileio.remove_stale_temp_files(folder)
 
 
 def rng_states() -> dict:
