@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from test_dvs_datasets import make_gesture_raw
 
+from bidl import fileio
 from bidl.cli import main
-from bidl.datasets import cache
 from bidl.datasets.base import DatasetNotFoundError
 from bidl.datasets.dvs_gesture import DVS128Gesture
 
@@ -65,24 +65,26 @@ def assert_not_trusted_then_rerun(root: Path, reference) -> None:
     assert list((root / "data" / "bidl_cache").rglob("*.tmp")) == []
 
 
-def test_prepare_failing_between_the_image_and_label_renames(tmp_path, monkeypatch, reference):
+def test_prepare_failing_between_the_image_and_label_renames(
+    tmp_path, monkeypatch, capsys, reference
+):
     make_gesture_raw(tmp_path / "raw")
     renames = []
-    original = cache._replace
+    original = fileio._commit
 
-    def failing(tmp, path):
+    def failing(tmp, path, mode):
         renames.append(Path(path).name)
-        if Path(path).name == "train_label.npy":
-            raise OSError(28, "No space left on device")  # the images are renamed already
-        original(tmp, path)
+        if Path(path).name == "train_img.npy":
+            raise OSError(28, "No space left on device")  # the labels are renamed already
+        original(tmp, path, mode)
 
-    monkeypatch.setattr(cache, "_replace", failing)
-    with pytest.raises(OSError, match="No space left"):
-        main(prepare_argv(tmp_path))
-    monkeypatch.setattr(cache, "_replace", original)
-    assert renames == ["train_img.npy", "train_label.npy"]
+    monkeypatch.setattr(fileio, "_commit", failing)
+    assert main(prepare_argv(tmp_path)) == 1  # one clear error, no traceback
+    assert "train_img.npy': No space left on device" in capsys.readouterr().err
+    monkeypatch.setattr(fileio, "_commit", original)
+    assert renames == ["train_label.npy", "train_img.npy"]
     folder = next((tmp_path / "data" / "bidl_cache").iterdir())
-    assert sorted(p.name for p in folder.iterdir()) == ["train_img.npy"]  # no meta, no temp
+    assert sorted(p.name for p in folder.iterdir()) == ["train_label.npy"]  # no meta, no temp
     assert_not_trusted_then_rerun(tmp_path, reference)
 
 

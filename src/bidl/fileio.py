@@ -190,9 +190,10 @@ def write_text(path: str | os.PathLike, text: str, **kwargs) -> Path:
 
 
 def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2, **kwargs) -> Path:
-    """``data`` as JSON (NaN and inf refused: they are not JSON), ending with a newline."""
+    """``data`` as JSON, ending with a newline (``default`` and ``sort_keys`` go to
+    ``json.dumps``; the other keywords to ``atomic_write``)."""
     dumps = {k: kwargs.pop(k) for k in ("default", "sort_keys") if k in kwargs}
-    text = json.dumps(data, indent=indent, allow_nan=False, **dumps) + "\n"
+    text = json.dumps(data, indent=indent, **dumps) + "\n"
     return write_text(path, text, **kwargs)
 
 

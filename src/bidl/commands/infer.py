@@ -27,9 +27,7 @@ def run(args) -> None:
 
 def infer_from_args(args) -> dict:
     """Evaluate ``args.artifact`` on the config's data; metrics as ``bidl test`` names them."""
-    import json
-    from pathlib import Path
-
+    from .. import fileio
     from ..config import load_config
     from ..deploy import Runtime
     from ..deploy.artifact import config_hash
@@ -62,7 +60,7 @@ def infer_from_args(args) -> dict:
         artifact=str(args.artifact),
     )
     if args.out:
-        Path(args.out).write_text(json.dumps(metrics, indent=2))
+        fileio.write_json(args.out, metrics)
     return metrics
 
 

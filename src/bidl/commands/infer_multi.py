@@ -110,8 +110,7 @@ def _source(args, artifact):
 
 
 def run(args) -> None:
-    import json
-
+    from .. import fileio
     from ..config import load_config
     from ..deploy.launch import run_grid, run_grid_in_group
 
@@ -165,5 +164,4 @@ def run(args) -> None:
                 for r in result.reports
             ],
         }
-        with open(args.out, "w") as handle:
-            json.dump(figures, handle, indent=2)
+        fileio.write_json(args.out, figures)

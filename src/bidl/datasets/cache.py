@@ -14,14 +14,13 @@ that split again.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .. import fileio
 from ..registry import BidlError
 
 CACHE_VERSION = 1
@@ -29,19 +28,6 @@ CACHE_VERSION = 1
 
 def _paths(folder: Path, split: str) -> tuple[Path, Path, Path]:
     return folder / f"{split}_img.npy", folder / f"{split}_label.npy", folder / f"{split}.json"
-
-
-def _temp_path(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def read_meta(folder: str | Path, split: str) -> dict | None:
@@ -61,8 +47,8 @@ def cache_problem(folder: str | Path, split: str, params: dict) -> str | None:
     if meta.get("version") != CACHE_VERSION or meta.get("params") != params:
         return f"the cache in {folder} was made with other parameters"
     for path in _paths(folder, split)[:2]:
-        if not path.is_file():
-            return f"{path} is missing"
+        if path.is_symlink() or not path.is_file():
+            return f"{path} is missing (or not a regular file)"
     return None
 
 
@@ -83,12 +69,10 @@ def write_split(
     folder.mkdir(parents=True, exist_ok=True)
     img_path, label_path, meta_path = _paths(folder, split)
     meta_path.unlink(missing_ok=True)  # the old split is no longer trusted
-    for stale in folder.glob(f".{split}_*.tmp"):
-        stale.unlink(missing_ok=True)  # left by an interrupted build
+    fileio.remove_stale_temp_files(folder, f".{split}_*.tmp")  # an interrupted build's
     if count < 1:
         raise BidlError(f"{desc or folder}: split {split!r} has no samples to cache")
-    img_tmp, label_tmp = _temp_path(img_path), _temp_path(label_path)
-    try:
+    with fileio.staged_file(img_path) as img_tmp, fileio.staged_file(label_path) as label_tmp:
         images = None
         labels = np.zeros(count, dtype=np.int64)
         done = 0
@@ -96,16 +80,19 @@ def write_split(
         for array, label in samples:
             array = np.asarray(array)
             if images is None:
-                images = np.lib.format.open_memmap(
-                    img_tmp, mode="w+", dtype=array.dtype, shape=(count, *array.shape)
-                )
+                images = open_image_file(img_tmp, array.dtype, (count, *array.shape))
             elif array.shape != images.shape[1:] or array.dtype != images.dtype:
                 raise BidlError(
                     f"{desc}: sample {done} of split {split!r} has shape {array.shape} "
                     f"{array.dtype}, the first had {images.shape[1:]} {images.dtype}"
                 )
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                raise BidlError(
+                    f"{desc}: sample {done} of split {split!r} has NaN or infinite values; "
+                    f"the source file is damaged. Remove or repair it and prepare again."
+                )
             images[done] = array
-            labels[done] = int(label)
+            labels[done] = _integer_label(label, f"{desc}: sample {done} of split {split!r}")
             done += 1
             bar.update()
         bar.close()
@@ -116,11 +103,6 @@ def write_split(
         del images
         with open(label_tmp, "wb") as handle:
             np.save(handle, labels, allow_pickle=False)
-        _replace(img_tmp, img_path)
-        _replace(label_tmp, label_path)
-    finally:
-        img_tmp.unlink(missing_ok=True)
-        label_tmp.unlink(missing_ok=True)
     meta = {
         "version": CACHE_VERSION,
         "params": params,
@@ -136,30 +118,65 @@ def write_split(
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        tmp.write_bytes(data)
-        _replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``data`` to ``path`` durably (``bidl.fileio``)."""
+    fileio.write_bytes(path, data)
+
+
+def open_image_file(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memmap:
+    """``path`` as an ``.npy`` file of ``shape``, memory-mapped for writing. Its disk space is
+    allocated before it is mapped: a write through a map into space the disk cannot give
+    kills the process with SIGBUS, while a failed allocation is an ordinary error."""
+    dtype = np.dtype(dtype)
+    with open(path, "r+b") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+        np.lib.format.write_array_header_2_0(handle, {**header, "shape": tuple(shape)})
+        offset = handle.tell()
+    fileio.reserve(path, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    return np.memmap(path, dtype=dtype, mode="r+", offset=offset, shape=tuple(shape))
+
+
+def _integer_label(label, where: str) -> int:
+    """A label as an int; a float that is not whole (2.5) is refused, not truncated."""
+    value = label.item() if hasattr(label, "item") and np.ndim(label) == 0 else label
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise BidlError(f"{where}: label {label!r} is not an integer class index")
+    if isinstance(value, float | np.floating) and not float(value).is_integer():
+        raise BidlError(f"{where}: label {value!r} is not an integer class index")
+    if value < 0:
+        raise BidlError(f"{where}: label {value!r} is negative")
+    return int(value)
 
 
 def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """The split's samples (memory-mapped read-only), labels and meta."""
     img_path, label_path, _ = _paths(Path(folder), split)
     meta = read_meta(folder, split)
-    try:
-        images = np.load(img_path, mmap_mode="r", allow_pickle=False)
-        labels = np.load(label_path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    images = _load_array(img_path, folder, mmap_mode="r")
+    labels = _load_array(label_path, folder)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise BidlError(
-            f"cannot read the cache {img_path} ({err}); delete {folder} and prepare again"
-        ) from None
+            f"the cache label file {label_path} holds {labels.dtype} values of shape "
+            f"{list(labels.shape)}, not one integer label per sample; delete {folder} and "
+            f"prepare again"
+        )
     if meta is None or images.shape[0] != labels.shape[0]:
         raise BidlError(f"the cache in {folder} is inconsistent; delete it and prepare again")
     return images, labels, meta
+
+
+def _load_array(path: Path, folder, mmap_mode=None) -> np.ndarray:
+    """One array of a cache; an error names that file."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BidlError(
+            f"{path} is a link or not a regular file; a cache holds only its own files. "
+            f"Delete {folder} and prepare again"
+        )
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise BidlError(
+            f"cannot read the cache file {path} ({err}); delete {folder} and prepare again"
+        ) from None
 
 
 def describe_split(meta: dict, split: str) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import fileio
 from ..registry import BidlError
-from .cache import write_bytes_atomic
 
 
 def read_bidl_pickle(path: str | Path, allow_pickle: bool = False) -> dict:
@@ -104,5 +104,5 @@ def convert_bidl_pickle(
         lbls=np.asarray(data["lbls"], dtype=np.int64),
         shape=np.asarray(data["shape"], dtype=np.int64),
     )
-    write_bytes_atomic(out, buffer.getvalue())
+    fileio.write_bytes(out, buffer.getvalue())
     return out

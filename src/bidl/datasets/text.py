@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import write_bytes_atomic
+from .. import fileio
 
 PAD, UNKNOWN = 0, 1
 _TOKEN = re.compile(r"[a-z0-9']+|[?.,!]")
@@ -51,5 +51,5 @@ def load_or_build_vocab(path: Path, build) -> list[str]:
     if path.is_file():
         return json.loads(path.read_text())
     words = build()
-    write_bytes_atomic(path, json.dumps(words).encode())
+    fileio.write_bytes(path, json.dumps(words).encode())
     return words

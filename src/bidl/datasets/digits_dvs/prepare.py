@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import IO
 
 import numpy as np
 
+from ... import fileio
 from ...registry import BidlError
 from ..base import DatasetNotFoundError
 from .simulate import (
@@ -89,20 +88,8 @@ def cache_problem(root: str | Path, seed: int = 0, size: int = 34, num_samples=N
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give the usual mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through ``bidl.fileio``: a temp file beside ``path``, fsync, rename."""
+    fileio.atomic_write(path, write)
 
 
 def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
