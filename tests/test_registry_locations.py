@@ -15,9 +15,8 @@ REGISTRATIONS = ("register_module", "register_spiking_backbone", "register_facto
 
 
 def run_fresh(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
     return done.stdout
 
 
@@ -127,3 +126,21 @@ def test_a_taken_name_names_the_class_that_holds_it():
     registry.register_module(name="W", module=First)
     with pytest.raises(KeyError, match=r"'W' is already registered in the widget registry \(by "):
         registry.register_module(name="W", module=Second)
+
+
+def test_import_bidl_is_light_and_every_public_name_resolves():
+    out = run_fresh(
+        "import sys, json, bidl\n"
+        "light = 'torch' not in sys.modules\n"
+        "kinds = {n: type(getattr(bidl, n)).__name__ for n in bidl.__all__}\n"
+        "print(json.dumps([light, kinds, sorted(set(bidl.__all__) - set(dir(bidl)))]))"
+    )
+    light, kinds, missing_from_dir = json.loads(out)
+    assert light
+    assert missing_from_dir == []
+    assert kinds["load_config"] == kinds["train_model"] == "function"
+    assert kinds["Runtime"] == "type" and kinds["BACKBONES"] == "Registry"
+    with pytest.raises(AttributeError, match="module 'bidl' has no attribute 'nothing'"):
+        import bidl
+
+        bidl.nothing  # noqa: B018
