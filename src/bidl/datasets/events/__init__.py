@@ -2,7 +2,14 @@
 
 from .camera import EventCamera, Events
 from .denoise import denoise
-from .formats import EVENT_DTYPE, EventFileError, make_events, read_event_file
+from .formats import (
+    EVENT_DTYPE,
+    EventFileError,
+    iter_event_file,
+    make_events,
+    read_event_file,
+    sensor_size_of,
+)
 from .frames import events_to_frames, events_to_frames_batch
 from .integration import EventIntegration
 
@@ -15,6 +22,8 @@ __all__ = [
     "denoise",
     "events_to_frames",
     "events_to_frames_batch",
+    "iter_event_file",
     "make_events",
     "read_event_file",
+    "sensor_size_of",
 ]

@@ -1,32 +1,57 @@
 """Readers of event-camera files as distributed, into tonic's structured event arrays.
 
 Every reader returns a numpy structured array with fields ``x``, ``y`` (int16), ``t``
-(int64 microseconds) and ``p`` (uint8, 1 = ON, 0 = OFF), the layout tonic's transforms
-take. Formats:
+(int64 microseconds) and ``p`` (uint8, 1 = ON, 0 = OFF) (``records.EVENT_DTYPE``).
+``read_event_file`` reads a whole file; ``iter_event_file`` reads it in chunks of a fixed
+number of events or of a fixed time span, holding one chunk at a time. Formats, by suffix:
 
-- AEDAT 3.1 (DVS128 Gesture): ``#``-comment header up to ``#!END-HEADER``, then packets
-  of a 28-byte little-endian header (type, source, size, ts offset, ts overflow,
-  capacity, number, valid) and ``capacity * size`` bytes of events; polarity events
-  (type 1) are a uint32 (bit 0 valid, bit 1 polarity, bits 2-16 y, bits 17-31 x) and an
-  int32 timestamp, extended by ``overflow << 31``.
-- AEDAT 2.0 (jAER, CIFAR10-DVS): ``#`` header lines, then big-endian (uint32 address,
-  uint32 timestamp) records, read with tonic; DVS128 addresses hold x in bits 1-7, y in
-  bits 8-14 and the polarity in bit 0.
-- N-MNIST ``.bin``: 40-bit records (x, y, polarity and a 23-bit timestamp), read with tonic.
+- ``.aedat``: AEDAT 3.1 (DVS128 Gesture): ``#``-comment header up to ``#!END-HEADER``, then
+  packets of a 28-byte little-endian header (type, source, size, ts offset, ts overflow,
+  capacity, number, valid) and ``capacity * size`` bytes of events; polarity events (type
+  1) are a uint32 (bit 0 valid, bit 1 polarity, bits 2-16 y, bits 17-31 x) and an int32
+  timestamp, extended by ``overflow << 31``. Or AEDAT 2.0 (jAER, CIFAR10-DVS): ``#`` header
+  lines, then big-endian (uint32 address, uint32 timestamp) records; DVS128 addresses hold
+  x in bits 1-7, y in bits 8-14 and the polarity in bit 0.
+- ``.aedat4``: AEDAT 4 (``aedat4``).
+- ``.bin``: N-MNIST / N-Caltech101: 40-bit records (x, y, polarity and a 23-bit timestamp;
+  a record with y = 240 marks a timestamp overflow of 2**13 us).
+- ``.raw``: Prophesee EVT 2.0 / 2.1 / 3.0 (``prophesee_raw``).
+- ``.dat``: Prophesee decoded CD events (``prophesee_dat``).
+- ``.h5`` / ``.hdf5``: Prophesee, DSEC and MVSEC-style HDF5 layouts (``hdf5``).
 - ``.npz`` / ``.npy``: arrays (or a structured array) with fields x, y, t, p.
-- AEDAT 4 (``.aedat4``) through tonic, when the ``aedat`` package is installed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ...registry import BidlError
+from . import aedat4, hdf5, prophesee_dat, prophesee_raw
+from .chunking import check_chunking, rechunk
+from .records import (
+    EVENT_DTYPE,
+    EventFileError,
+    concatenate,
+    events_from_columns,
+    make_events,
+)
 
-EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "u1")])
-SUFFIXES = (".aedat", ".aedat4", ".bin", ".npz", ".npy")
+__all__ = [
+    "EVENT_DTYPE",
+    "SUFFIXES",
+    "EventFileError",
+    "check_sensor",
+    "iter_event_file",
+    "make_events",
+    "read_event_file",
+    "sensor_size_of",
+]
+
+SUFFIXES = (".aedat", ".aedat4", ".bin", ".npz", ".npy", ".raw", ".dat", *hdf5.SUFFIXES)
+#: records read per block from the formats without their own reader module
+BLOCK_EVENTS = 1 << 20
 _PACKET_HEADER = np.dtype(
     [
         ("type", "<i2"),
@@ -40,17 +65,7 @@ _PACKET_HEADER = np.dtype(
     ]
 )
 _POLARITY_EVENT = 1
-
-
-class EventFileError(BidlError):
-    """An event file is malformed or of a format bidl cannot read."""
-
-
-def make_events(x, y, t, p) -> np.ndarray:
-    """A structured event array from columns."""
-    events = np.empty(len(t), dtype=EVENT_DTYPE)
-    events["x"], events["y"], events["t"], events["p"] = x, y, t, p
-    return events
+_NMNIST_OVERFLOW_Y = 240
 
 
 def read_aedat_header(path: str | Path) -> tuple[str, int]:
@@ -76,51 +91,63 @@ def read_aedat_header(path: str | Path) -> tuple[str, int]:
     return version, offset
 
 
-def read_aedat31(path: str | Path) -> np.ndarray:
-    """Polarity events of an AEDAT 3.x file (invalid events and other packets skipped)."""
+def iter_aedat31_blocks(path: str | Path) -> Iterator[np.ndarray]:
+    """Polarity events of an AEDAT 3.x file, packet by packet (invalid events and other
+    packets skipped)."""
     path = Path(path)
     version, offset = read_aedat_header(path)
     if not version.startswith("3"):
         raise EventFileError(f"{path}: AEDAT version {version}, expected 3.x")
     if not _has_end_of_header(path, offset):
         raise EventFileError(f"{path}: the AEDAT 3 header has no '#!END-HEADER' line")
-    data = np.fromfile(path, dtype=np.uint8, offset=offset)
-    parts = []
-    pos = 0
-    while pos < data.size:
-        if pos + _PACKET_HEADER.itemsize > data.size:
-            raise EventFileError(f"{path}: truncated packet header at byte {offset + pos}")
-        header = data[pos : pos + _PACKET_HEADER.itemsize].view(_PACKET_HEADER)[0]
-        pos += _PACKET_HEADER.itemsize
-        size, capacity, number = int(header["size"]), int(header["capacity"]), int(header["number"])
-        end = pos + size * capacity
-        if size < 0 or capacity < number or number < 0 or end > data.size:
-            raise EventFileError(
-                f"{path}: packet at byte {offset + pos - _PACKET_HEADER.itemsize} is truncated "
-                f"or malformed (event size {size}, capacity {capacity}, number {number})"
-            )
-        if header["type"] == _POLARITY_EVENT:
-            if size != 8:
-                raise EventFileError(f"{path}: polarity events of {size} bytes, expected 8")
-            records = data[pos : pos + 8 * number].view(np.dtype([("a", "<u4"), ("t", "<i4")]))
-            address = records["a"]
-            valid = (address & 1).astype(bool)
-            if header["ts_overflow"] < 0 or np.any(records["t"][valid] < 0):
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        pos = offset
+        while pos < size:
+            raw = handle.read(_PACKET_HEADER.itemsize)
+            if len(raw) < _PACKET_HEADER.itemsize:
+                raise EventFileError(f"{path}: truncated packet header at byte {pos}")
+            header = np.frombuffer(raw, dtype=_PACKET_HEADER)[0]
+            event_size = int(header["size"])
+            capacity, number = int(header["capacity"]), int(header["number"])
+            length = event_size * capacity
+            if (
+                event_size < 0
+                or capacity < number
+                or number < 0
+                or pos + _PACKET_HEADER.itemsize + length > size
+            ):
                 raise EventFileError(
-                    f"{path}: packet at byte {offset + pos - _PACKET_HEADER.itemsize} has "
-                    f"negative timestamps (overflow {int(header['ts_overflow'])})"
+                    f"{path}: packet at byte {pos} is truncated or malformed (event size "
+                    f"{event_size}, capacity {capacity}, number {number})"
                 )
-            t = (np.int64(header["ts_overflow"]) << 31) | records["t"].astype(np.int64)
-            parts.append(
-                make_events(
-                    (address >> 17) & 0x7FFF,
-                    (address >> 2) & 0x7FFF,
-                    t,
-                    (address >> 1) & 1,
-                )[valid]
-            )
-        pos = end
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+            body = handle.read(length)
+            if header["type"] == _POLARITY_EVENT:
+                yield _aedat31_polarity(path, pos, header, body, number)
+            pos += _PACKET_HEADER.itemsize + length
+
+
+def _aedat31_polarity(path, pos, header, body: bytes, number: int) -> np.ndarray:
+    if header["size"] != 8:
+        raise EventFileError(f"{path}: polarity events of {header['size']} bytes, expected 8")
+    records = np.frombuffer(body, dtype=np.dtype([("a", "<u4"), ("t", "<i4")]), count=number)
+    address = records["a"]
+    valid = (address & 1).astype(bool)
+    if header["ts_overflow"] < 0 or np.any(records["t"][valid] < 0):
+        raise EventFileError(
+            f"{path}: packet at byte {pos} has negative timestamps "
+            f"(overflow {int(header['ts_overflow'])})"
+        )
+    t = (np.int64(header["ts_overflow"]) << 31) | records["t"].astype(np.int64)
+    return make_events((address >> 17) & 0x7FFF, (address >> 2) & 0x7FFF, t, (address >> 1) & 1)[
+        valid
+    ]
+
+
+def read_aedat31(path: str | Path) -> np.ndarray:
+    """Polarity events of an AEDAT 3.x file (invalid events and other packets skipped)."""
+    return concatenate(list(iter_aedat31_blocks(path)))
 
 
 def _has_end_of_header(path: Path, offset: int) -> bool:
@@ -129,35 +156,53 @@ def _has_end_of_header(path: Path, offset: int) -> bool:
     return header.rstrip().rsplit(b"\n", 1)[-1].strip().startswith(b"#!END-HEADER")
 
 
-def read_aedat2_dvs128(path: str | Path) -> np.ndarray:
-    """Events of a jAER AEDAT 2.0 file from a DVS128 sensor (CIFAR10-DVS)."""
-    from tonic.io import get_aer_events_from_file
-
+def iter_aedat2_blocks(path: str | Path) -> Iterator[np.ndarray]:
+    """Events of a jAER AEDAT 2.0 file from a DVS128 sensor, block by block."""
     path = Path(path)
     version, offset = read_aedat_header(path)
     if not version.startswith("2"):
         raise EventFileError(f"{path}: AEDAT version {version}, expected 2.x")
     if (path.stat().st_size - offset) % 8:
         raise EventFileError(f"{path}: the data is not a whole number of 8-byte records")
-    records = get_aer_events_from_file(str(path), 2.0, offset)
-    address = records["address"].astype(np.uint32)
-    return make_events(
-        (address >> 1) & 0x7F,
-        (address >> 8) & 0x7F,
-        records["timeStamp"].astype(np.int64),
-        address & 1,
-    )
+    dtype = np.dtype([("a", ">u4"), ("t", ">u4")])
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while (records := np.fromfile(handle, dtype=dtype, count=BLOCK_EVENTS)).size:
+            address = records["a"]
+            yield make_events(
+                (address >> 1) & 0x7F,
+                (address >> 8) & 0x7F,
+                records["t"].astype(np.int64),
+                address & 1,
+            )
+
+
+def read_aedat2_dvs128(path: str | Path) -> np.ndarray:
+    """Events of a jAER AEDAT 2.0 file from a DVS128 sensor (CIFAR10-DVS)."""
+    return concatenate(list(iter_aedat2_blocks(path)))
+
+
+def iter_nmnist_blocks(path: str | Path) -> Iterator[np.ndarray]:
+    """Events of an N-MNIST / N-Caltech101 ``.bin`` file, block by block."""
+    path = Path(path)
+    if path.stat().st_size % 5:
+        raise EventFileError(f"{path}: size is not a multiple of 5 bytes (40-bit events)")
+    overflows = 0
+    with open(path, "rb") as handle:
+        while (raw := np.fromfile(handle, dtype=np.uint8, count=5 * BLOCK_EVENTS)).size:
+            records = raw.reshape(-1, 5).astype(np.int64)
+            x, y = records[:, 0], records[:, 1]
+            t = ((records[:, 2] & 0x7F) << 16) | (records[:, 3] << 8) | records[:, 4]
+            marks = y == _NMNIST_OVERFLOW_Y  # each adds 2**13 us to every later timestamp
+            t += (overflows + np.cumsum(marks)) << 13
+            overflows += int(marks.sum())
+            keep = ~marks
+            yield make_events(x[keep], y[keep], t[keep], records[keep, 2] >> 7)
 
 
 def read_nmnist(path: str | Path) -> np.ndarray:
     """Events of an N-MNIST ``.bin`` file (34x34 sensor)."""
-    from tonic.io import read_mnist_file
-
-    path = Path(path)
-    if path.stat().st_size % 5:
-        raise EventFileError(f"{path}: size is not a multiple of 5 bytes (40-bit events)")
-    events = read_mnist_file(str(path), dtype=EVENT_DTYPE)
-    return np.ascontiguousarray(events)
+    return concatenate(list(iter_nmnist_blocks(path)))
 
 
 def read_npz_events(path: str | Path) -> np.ndarray:
@@ -172,40 +217,7 @@ def read_npz_events(path: str | Path) -> np.ndarray:
         columns = {k: data[k] for k in "xytp"}
     else:
         raise EventFileError(f"{path}: needs a structured array with fields x, y, t, p")
-    return _events_from_columns(path, columns)
-
-
-def _events_from_columns(path, columns: dict) -> np.ndarray:
-    """Columns checked before they are cast into ``EVENT_DTYPE``: a cast would silently wrap
-    a large coordinate or a -1 polarity and truncate a fractional one."""
-    lengths = set()
-    for name, values in columns.items():
-        if values.ndim != 1:
-            raise EventFileError(
-                f"{path}: {name} must be one-dimensional, has shape {values.shape}"
-            )
-        lengths.add(values.size)
-        kind = values.dtype.kind
-        if kind not in "biuf" or (kind == "f" and name != "t"):
-            raise EventFileError(f"{path}: {name} must hold integers, has dtype {values.dtype}")
-    if len(lengths) > 1:
-        sizes = {name: values.size for name, values in columns.items()}
-        raise EventFileError(f"{path}: x, y, t and p differ in length: {sizes}")
-    t = columns["t"]
-    if t.dtype.kind == "f" and not (np.isfinite(t).all() and np.array_equal(t, np.round(t))):
-        raise EventFileError(f"{path}: t must hold whole microseconds, has non-integral values")
-    limits = {"x": 2**15, "y": 2**15, "t": 2**62}
-    for name, limit in limits.items():
-        values = columns[name]
-        if values.size and (values.min() < 0 or values.max() >= limit):
-            raise EventFileError(
-                f"{path}: {name} must be in [0, {limit}), has values in "
-                f"[{values.min()}, {values.max()}]"
-            )
-    p = columns["p"].astype(np.int64)
-    if p.size and not (np.isin(p, (0, 1)).all() or np.isin(p, (-1, 1)).all()):
-        raise EventFileError(f"{path}: p must be 0/1 or -1/1, has values {np.unique(p)[:8]}")
-    return make_events(columns["x"], columns["y"], t.astype(np.int64), p > 0)
+    return events_from_columns(path, columns)
 
 
 def check_sensor(path, events: np.ndarray, sensor_size) -> np.ndarray:
@@ -224,37 +236,91 @@ def check_sensor(path, events: np.ndarray, sensor_size) -> np.ndarray:
     return events
 
 
-def read_event_file(path: str | Path, sensor_size=None) -> np.ndarray:
+def read_event_file(path: str | Path, sensor_size=None, encoding: str | None = None) -> np.ndarray:
     """Events of any supported file, chosen by its suffix (and AEDAT header); with
     ``sensor_size`` ``(H, W)``, an event off that sensor is an error. A malformed file
-    raises an ``EventFileError`` naming it, whatever went wrong inside the reader."""
-    events = _read_event_file(Path(path))
+    raises an ``EventFileError`` naming it, whatever went wrong inside the reader.
+    ``encoding`` names the EVT encoding of a ``.raw`` file whose header does not."""
+    events = concatenate(list(_guarded(Path(path), _blocks(Path(path), encoding))))
     return events if sensor_size is None else check_sensor(path, events, sensor_size)
 
 
-def _read_event_file(path: Path) -> np.ndarray:
+def iter_event_file(
+    path: str | Path,
+    chunk_events: int | None = None,
+    chunk_us: float | None = None,
+    t_start: float | None = None,
+    sensor_size=None,
+    encoding: str | None = None,
+) -> Iterator[np.ndarray]:
+    """The events of a file in chunks: of ``chunk_events`` events each, or one per time
+    window of ``chunk_us`` microseconds from ``t_start`` (default: the first event's time;
+    empty windows are yielded too), or (neither given) as the reader decodes them.
+    Only one chunk and one decoded block are held at a time, except for ``.npz`` files,
+    which are read whole. Errors as ``read_event_file``'s."""
+    path = Path(path)
+    check_chunking(chunk_events, chunk_us, f"iter_event_file({path})")
+    blocks = _guarded(path, _blocks(path, encoding))
+    for chunk in rechunk(blocks, chunk_events, chunk_us, t_start):
+        yield chunk if sensor_size is None else check_sensor(path, chunk, sensor_size)
+
+
+def sensor_size_of(path: str | Path) -> tuple[int, int] | None:
+    """``(H, W)`` as the file's header states it (``.raw``, ``.dat``, ``.aedat4``), else None."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".raw":
+            header = prophesee_raw.read_raw_header(path)
+        elif suffix == ".dat":
+            header = prophesee_dat.read_dat_header(path)
+        elif suffix == ".aedat4":
+            header = aedat4.read_aedat4_header(path)
+        else:
+            return None
+    except EventFileError:
+        return None
+    if header.width and header.height:
+        return int(header.height), int(header.width)
+    return None
+
+
+def _blocks(path: Path, encoding: str | None) -> Iterator[np.ndarray]:
     if not path.is_file():
         raise EventFileError(f"event file {path} does not exist")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".aedat":
-            version, _ = read_aedat_header(path)
-            return read_aedat31(path) if version.startswith("3") else read_aedat2_dvs128(path)
-        if suffix == ".aedat4":
-            from tonic.io import read_aedat4
+    if suffix == ".aedat":
+        version, _ = read_aedat_header(path)
+        yield from (
+            iter_aedat31_blocks(path) if version.startswith("3") else iter_aedat2_blocks(path)
+        )
+    elif suffix == ".aedat4":
+        yield from aedat4.iter_aedat4_blocks(path)
+    elif suffix == ".bin":
+        yield from iter_nmnist_blocks(path)
+    elif suffix in (".npz", ".npy"):
+        yield read_npz_events(path)
+    elif suffix == ".raw":
+        yield from prophesee_raw.iter_raw_blocks(path, encoding)
+    elif suffix == ".dat":
+        yield from prophesee_dat.iter_dat_blocks(path)
+    elif suffix in hdf5.SUFFIXES:
+        yield from hdf5.iter_hdf5_blocks(path)
+    else:
+        raise EventFileError(f"{path}: unknown event file type {suffix!r}; bidl reads {SUFFIXES}")
 
-            events = read_aedat4(str(path))
-            return make_events(events["x"], events["y"], events["t"], events["p"])
-        if suffix == ".bin":
-            return read_nmnist(path)
-        if suffix in (".npz", ".npy"):
-            return read_npz_events(path)
+
+def _guarded(path: Path, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """``blocks`` with any failure inside a reader turned into an ``EventFileError``
+    naming the file."""
+    suffix = path.suffix.lower()
+    try:
+        yield from blocks
     except EventFileError:
         raise
     except ImportError as err:
         raise EventFileError(f"{path}: reading {suffix} files needs {err.name}") from None
     except (OSError, ValueError) as err:
         raise EventFileError(f"{path}: cannot read events ({err})") from None
-    except Exception as err:  # a damaged file can trip any reader (zip, numpy, tonic)
+    except Exception as err:  # a damaged file can trip any reader (zip, numpy, h5py)
         raise EventFileError(f"{path}: cannot read events ({type(err).__name__}: {err})") from None
-    raise EventFileError(f"{path}: unknown event file type {suffix!r}; bidl reads {SUFFIXES}")
