@@ -22,6 +22,7 @@ COMMANDS = {
     "infer": "infer",
     "infer-multi": "infer_multi",
     "export": "export",
+    "stream": "stream",
 }
 
 
