@@ -138,13 +138,13 @@ def test_a_torch_artifact_holds_data_only_and_is_rebuilt_from_its_config(artifac
 
 
 def test_a_failed_segment_compile_leaves_the_last_good_artifact(artifacts, monkeypatch):
-    import bidl.deploy.compile as compile_module
+    import bidl.deploy.segments as segments_module
 
     folder, samples, reference = artifacts
     target = folder / "segments"
     before = sorted(p.name for p in folder.iterdir())
     calls = []
-    real = compile_module.compile_model
+    real = segments_module.compile_model
 
     def fail_on_the_second_segment(*args, **kwargs):
         calls.append(1)
@@ -152,7 +152,7 @@ def test_a_failed_segment_compile_leaves_the_last_good_artifact(artifacts, monke
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compile_module, "compile_model", fail_on_the_second_segment)
+    monkeypatch.setattr(segments_module, "compile_model", fail_on_the_second_segment)
     torch.manual_seed(9)  # other weights: a half-replaced artifact would show
     other = lively(build(CLASSIFIER, CLASSIFIERS).eval())
     with pytest.raises(OSError, match="No space left"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..engine.dataloader import build_dataloader
 from ..registry import BidlError
 from .activity import ActivityMonitor
 from .figures import (
@@ -99,7 +100,6 @@ def analyze_checkpoint(
     """Analyze a trained checkpoint on ``samples`` samples of ``split``; write
     ``analysis.json``, ``activity.png/svg``, ``raster.png/svg/json``,
     ``membrane.png/svg/json`` to ``out`` (default ``<work dir>/analysis``)."""
-    from ..engine.dataloader import build_dataloader
 
     if samples < 1:
         raise BidlError(f"--samples must be >= 1, got {samples}")

@@ -6,13 +6,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..config import load_config
+from ..engine.apis import (
+    build_datasets,
+    build_model,
+    default_work_dir,
+    find_checkpoint,
+    resolve_device,
+)
+from ..engine.checkpoint import load_weights
 from ..registry import BidlError
 
 
 def load_split(config: str | os.PathLike, split: str, sample_index: int, cfg_options=None):
     """The config and its ``split`` dataset; ``sample_index`` must lie inside it."""
-    from ..config import load_config
-    from ..engine.apis import build_datasets
 
     cfg = load_config(config, cfg_options)
     if not cfg.data.get(split):
@@ -29,8 +36,6 @@ def load_split(config: str | os.PathLike, split: str, sample_index: int, cfg_opt
 def load_trained(cfg, checkpoint, device: str | None, work_dir: str | None):
     """The config's model on ``device`` with the checkpoint's weights (a bare file name is
     looked up in the work dir); returns ``(model, checkpoint path, device)``."""
-    from ..engine.apis import build_model, find_checkpoint, resolve_device
-    from ..engine.checkpoint import load_weights
 
     dev = resolve_device(device)
     path = find_checkpoint(checkpoint, cfg, work_dir)
@@ -41,7 +46,6 @@ def load_trained(cfg, checkpoint, device: str | None, work_dir: str | None):
 
 def output_folder(cfg, out, work_dir: str | None, *parts: str) -> Path:
     """``out`` if given, else ``<work dir>/<parts>`` (the work dir defaults as in training)."""
-    from ..engine.apis import default_work_dir
 
     return Path(out) if out else Path(work_dir or default_work_dir(cfg)).joinpath(*parts)
 

@@ -16,8 +16,11 @@ import torch
 from tqdm import tqdm
 
 from .. import fileio
+from ..datasets.digits_dvs import DURATION_US, DigitsDVS, load_digits_dvs_events
+from ..datasets.events.frames import events_to_frames
 from ..registry import BidlError
 from .io import new_figure, write_bytes, write_json
+from .loading import load_split, load_trained, output_folder
 
 #: RGB of ON and OFF events (added on a black background)
 ON_COLOUR = (1.0, 0.4, 0.1)
@@ -151,7 +154,6 @@ def save_animation(images: list, path: str | os.PathLike, fps: float = 4.0) -> P
 def dataset_events(dataset, index: int) -> dict | None:
     """The raw events of sample ``index`` when the dataset keeps them (DigitsDVS does:
     its cache holds every recording's x, y, t, p), else None."""
-    from ..datasets.digits_dvs import DURATION_US, DigitsDVS, load_digits_dvs_events
 
     if not isinstance(dataset, DigitsDVS):
         return None
@@ -168,7 +170,6 @@ def dataset_events(dataset, index: int) -> dict | None:
 
 def integrate(events: dict, n_frames: int) -> np.ndarray:
     """``[n_frames, 2, H, W]`` event counts over ``[t_start, t_end]`` in equal windows."""
-    from ..datasets.events.frames import events_to_frames
 
     return events_to_frames(
         events["x"],
@@ -267,7 +268,6 @@ def viz_sample(
     work_dir: str | None = None,
 ) -> tuple[dict, Path]:
     """Animate one sample of a config's dataset, with the checkpoint's running prediction."""
-    from .loading import load_split, load_trained, output_folder
 
     cfg, dataset = load_split(config, split, sample_index, cfg_options)
     sample = dataset[sample_index]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS, PIPELINES, BidlError, build
-from .base import BaseDataset
+from .base import BaseDataset, DatasetNotFoundError
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 FILES = {
@@ -95,8 +95,6 @@ class MNIST(BaseDataset):
         return [{"img": images[i, None], "gt_label": int(labels[i])} for i in range(labels.size)]
 
     def missing_file(self, path: Path):
-        from .base import DatasetNotFoundError
-
         return DatasetNotFoundError(f"MNIST: {path} does not exist.\nExpected layout:\n{LAYOUT}")
 
     def prepare_data(self, idx: int) -> dict:

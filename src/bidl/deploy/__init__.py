@@ -6,13 +6,8 @@ extra to install (``pip install 'bidl[deploy]'``).
 """
 
 from .artifact import ArtifactError, read_manifest
-from .compile import (
-    CompileResult,
-    compile_config,
-    compile_model,
-    default_artifact_dir,
-    reuse_reason,
-)
+from .compile import compile_model
+from .from_config import CompileResult, compile_config, default_artifact_dir, reuse_reason
 from .runtime import InferenceResult, Runtime
 from .step_graph import StateSpec, StepGraph
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models import build_classifier
 from ..registry import BidlError
-from .artifact import ArtifactError
-from .compile import require
+from .artifact import ArtifactError, artifact_file, read_manifest, verify_files
+from .optional import require
+from .step_graph import StepGraph
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int64": np.int64}
 
@@ -181,9 +183,6 @@ class TorchEngine(_TensorEngine):
     def __init__(
         self, path: Path, manifest: dict, device: torch.device, threads: int | None = None
     ):
-        from ..models import build_classifier
-        from .step_graph import StepGraph
-
         config = manifest.get("model")
         if not isinstance(config, dict) or not isinstance(config.get("type"), str):
             raise ArtifactError(
@@ -233,7 +232,6 @@ ENGINES = {"onnxruntime": OnnxEngine, "aoti": AotiEngine, "torch": TorchEngine}
 def open_engine(folder: Path, device: torch.device, threads: int | None = None):
     """(engine, manifest) of the step-graph artifact ``folder`` on ``device``; the
     manifest and every file's hash are checked first."""
-    from .artifact import artifact_file, read_manifest, verify_files
 
     manifest = read_manifest(folder)
     verify_files(folder, manifest)

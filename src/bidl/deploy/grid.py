@@ -31,6 +31,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..config import load_config
+from ..datasets.base import topk_accuracy
+from ..engine.apis import build_datasets
+from ..engine.dataloader import build_dataloader
 from ..registry import BidlError
 from .engines import NUMPY_DTYPES, open_engine
 
@@ -150,9 +154,6 @@ class DatasetInput:
     split: str = "test"
 
     def _dataset(self):
-        from ..config import load_config
-        from ..engine.apis import build_datasets
-
         cfg = load_config(self.config, self.cfg_options)
         if not cfg.data.get(self.split):
             raise BidlError(f"config {self.config!r} has no data.{self.split}")
@@ -162,8 +163,6 @@ class DatasetInput:
         return len(self._dataset()[1])
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        from ..engine.dataloader import build_dataloader
-
         cfg, dataset = self._dataset()
         loader = build_dataloader(dataset, batch_size, int(cfg.data.get("workers_per_gpu", 0)))
         for batch in loader:
@@ -510,7 +509,6 @@ class GridResult:
 
 def grid_result(grid: DeviceGrid, reports: list[RankReport], count: int, labels=None) -> GridResult:
     """The run's outputs and figures from every process's report (rank order)."""
-    from ..datasets.base import topk_accuracy
 
     last, first = reports[-1], reports[0]
     timed = min(count, first.timed_batches * first.batch_size)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models import build_classifier
 from ..registry import BidlError
 from .artifact import (
     MANIFEST,
@@ -36,6 +37,7 @@ from .artifact import (
     verify_files,
     write_manifest,
 )
+from .compile import compile_model
 
 PIPELINE_VERSION = 1
 _SEGMENT_KEY = re.compile(r"^model_(\d+)$")
@@ -119,8 +121,6 @@ def _check_input_shapes(cfg, models: list[nn.Module]) -> None:
 def build_segments(cfg, weights: dict[str, torch.Tensor]) -> list[nn.Module]:
     """The config's segments as classifiers, each with its entries of ``weights`` (the
     whole model's ``state_dict``)."""
-    from ..models import build_classifier
-
     models = []
     for index, section in enumerate(segment_configs(cfg)):
         try:
@@ -168,8 +168,6 @@ def compile_segments(
 ) -> Path:
     """Compile each segment (``compile_model`` options; ``model_configs`` for the 'torch'
     backend) into ``out``, atomically."""
-    from .compile import compile_model
-
     if not models:
         raise BidlError("compile_segments: no segments given")
     out = Path(out)

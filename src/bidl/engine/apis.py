@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,7 +9,9 @@ import torch
 
 from .. import fileio
 from ..config import Config, config_name, load_config
+from ..datasets import build_dataset
 from ..locking import work_dir_lock
+from ..models import build_classifier
 from ..registry import BidlError
 from .checkpoint import load_weights
 from .dataloader import build_dataloader, seed_everything
@@ -30,14 +31,10 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
-    from ..models import build_classifier
-
     return build_classifier(cfg.model)
 
 
 def build_datasets(cfg: Config, splits=("train", "val")) -> dict:
-    from ..datasets import build_dataset
-
     return {split: build_dataset(cfg.data[split]) for split in splits if cfg.data.get(split)}
 
 
@@ -132,5 +129,5 @@ def evaluate_checkpoint(
         checkpoint=str(ckpt),
     )
     if out:
-        Path(out).write_text(json.dumps(metrics, indent=2))
+        fileio.write_json(out, metrics)
     return metrics
