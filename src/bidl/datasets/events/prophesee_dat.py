@@ -98,3 +98,19 @@ def iter_dat_blocks(path: str | Path) -> Iterator[np.ndarray]:
             loop, previous = int(loops[-1]), int(t[-1])
             w = records["w"]
             yield make_events(w & 0x3FFF, (w >> 14) & 0x3FFF, (loops << 32) | t, (w >> 28) & 1)
+
+
+def read_dat_window(path: str | Path, t_start: float, t_end: float) -> np.ndarray:
+    """The events of a ``.dat`` file with ``t_start <= t < t_end``, found by binary search
+    over the memory-mapped records (timestamps must rise, as recordings of under 71
+    minutes do), so a window of a long recording reads only that window."""
+    path = Path(path)
+    header = read_dat_header(path)
+    count = (path.stat().st_size - header.offset) // _RECORD.itemsize
+    if not count:
+        return make_events([], [], [], [])
+    records = np.memmap(path, dtype=_RECORD, mode="r", offset=header.offset, shape=(count,))
+    lo, hi = np.searchsorted(records["t"], [max(t_start, 0), max(t_end, 0)], side="left")
+    part = np.array(records[lo:hi])
+    w = part["w"]
+    return make_events(w & 0x3FFF, (w >> 14) & 0x3FFF, part["t"].astype(np.int64), (w >> 28) & 1)
