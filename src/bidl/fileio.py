@@ -207,9 +207,15 @@ def append_text(path: str | os.PathLike, text: str, error: type[WriteError] = Wr
         raise write_failure(path, err, error, what="log") from err
 
 
-def reserve(path: str | os.PathLike, size: int, error: type[WriteError] = WriteError) -> None:
+def reserve(
+    path: str | os.PathLike,
+    size: int,
+    error: type[WriteError] = WriteError,
+    target: str | os.PathLike | None = None,
+) -> None:
     """Allocate ``size`` bytes of disk for ``path`` now. A memory-mapped write into space the
-    disk cannot give dies of SIGBUS; this turns that into a ``WriteError`` up front."""
+    disk cannot give dies of SIGBUS; this turns that into a ``WriteError`` up front (naming
+    ``target``, the file that ``path`` is staged for, when given)."""
     try:
         fd = os.open(path, os.O_RDWR)
         try:
@@ -217,7 +223,7 @@ def reserve(path: str | os.PathLike, size: int, error: type[WriteError] = WriteE
         finally:
             os.close(fd)
     except OSError as err:
-        raise write_failure(path, err, error) from err
+        raise write_failure(target or path, err, error) from err
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .fileio import pid_alive
+from .fileio import pid_alive, write_failure
 from .registry import BidlError
 
 
@@ -69,9 +69,15 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> WriterLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_failure(self.path.parent, err, what="folder") from err
         for _ in range(10):  # the file may be unlinked by a releasing holder meanwhile
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as err:
+                raise write_failure(self.path, err) from err
             try:
                 if not self._flock(fd):
                     holder = read_holder(self.path)
@@ -118,8 +124,9 @@ class WriterLock:
             "started": time.time(),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:500],
         }
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, json.dumps(holder).encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: the lock holds without the note
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps(holder).encode(), 0)
 
     def release(self) -> None:
         if self._fd is None:

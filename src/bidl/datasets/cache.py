@@ -80,7 +80,7 @@ def write_split(
         for array, label in samples:
             array = np.asarray(array)
             if images is None:
-                images = open_image_file(img_tmp, array.dtype, (count, *array.shape))
+                images = open_image_file(img_tmp, array.dtype, (count, *array.shape), img_path)
             elif array.shape != images.shape[1:] or array.dtype != images.dtype:
                 raise BidlError(
                     f"{desc}: sample {done} of split {split!r} has shape {array.shape} "
@@ -122,7 +122,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     fileio.write_bytes(path, data)
 
 
-def open_image_file(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.memmap:
+def open_image_file(
+    path: Path, dtype: np.dtype, shape: tuple[int, ...], target: Path | None = None
+) -> np.memmap:
     """``path`` as an ``.npy`` file of ``shape``, memory-mapped for writing. Its disk space is
     allocated before it is mapped: a write through a map into space the disk cannot give
     kills the process with SIGBUS, while a failed allocation is an ordinary error."""
@@ -131,7 +133,8 @@ def open_image_file(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.m
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
         np.lib.format.write_array_header_2_0(handle, {**header, "shape": tuple(shape)})
         offset = handle.tell()
-    fileio.reserve(path, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    size = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    fileio.reserve(path, size, target=target)
     return np.memmap(path, dtype=dtype, mode="r+", offset=offset, shape=tuple(shape))
 
 
