@@ -19,13 +19,24 @@ def _events(results: dict, where: str) -> np.ndarray:
     return results["events"]
 
 
+def _tonic_transform(name: str):
+    """tonic's transform class ``name``; tonic is the ``events`` extra."""
+    try:
+        import tonic.transforms
+    except ImportError:
+        raise BidlError(
+            f"{name} runs tonic's transform, and tonic is not installed; install it with: "
+            f"pip install 'bidl[events]'"
+        ) from None
+    return getattr(tonic.transforms, name)
+
+
 @PIPELINES.register_module()
 class DropEvent:
     """Drop each event with probability ``p`` (tonic's ``DropEvent``; a pair draws ``p``)."""
 
     def __init__(self, p=0.1):
-        from tonic.transforms import DropEvent as TonicDropEvent
-
+        TonicDropEvent = _tonic_transform("DropEvent")
         self.transform = TonicDropEvent(p=p)
 
     def __call__(self, results: dict) -> dict:
@@ -42,8 +53,7 @@ class SpatialJitter:
         self.var_x, self.var_y, self.sigma_xy = var_x, var_y, sigma_xy
 
     def __call__(self, results: dict) -> dict:
-        from tonic.transforms import SpatialJitter as TonicSpatialJitter
-
+        TonicSpatialJitter = _tonic_transform("SpatialJitter")
         events = _events(results, "SpatialJitter")
         height, width = results["sensor_size"]
         moved = events.astype([("x", "<f8"), ("y", "<f8"), ("t", "<i8"), ("p", "u1")])
@@ -63,8 +73,7 @@ class TimeJitter:
     ``TimeJitter``), keeping times non-negative and events in time order."""
 
     def __init__(self, std: float = 100.0):
-        from tonic.transforms import TimeJitter as TonicTimeJitter
-
+        TonicTimeJitter = _tonic_transform("TimeJitter")
         self.transform = TonicTimeJitter(std=std, clip_negative=True, sort_timestamps=True)
 
     def __call__(self, results: dict) -> dict:
