@@ -15,6 +15,13 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--format", default="nir", choices=["nir"])
     parser.add_argument("--out", default=None, help="default: model_files/nir/<config name>.nir")
+    parser.add_argument(
+        "--dt",
+        type=float,
+        default=1.0,
+        help="the time step the importer integrates with (snnTorch's import_from_nir: 1e-4); "
+        "the graph is exact under forward Euler at this step (default 1)",
+    )
 
 
 def run(args) -> None:
@@ -29,4 +36,4 @@ def run(args) -> None:
     model = build_model(cfg)
     load_weights(model, find_checkpoint(args.checkpoint, cfg, args.work_dir))
     out = Path(args.out) if args.out else Path("model_files") / "nir" / f"{config_name(cfg)}.nir"
-    print(f"wrote {export_nir(model, out)}")
+    print(f"wrote {export_nir(model, out, dt=args.dt)}")

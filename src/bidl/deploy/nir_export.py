@@ -12,6 +12,7 @@ cannot express is refused in one error that names each layer and the layout to t
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import fileio
-from ..layers import Conv2dLif, FcLif
+from ..layers import Conv2dLif, FcLif, SpikingLayer
 from ..neurons.base import StatefulCell
 from ..neurons.lif import Lif
 from ..neurons.surrogate import SurrogateSpike
@@ -257,14 +258,28 @@ def _nodes(
                 f"NIR {nir.__version__} has no ReLU node; train a readout of Linear layers "
                 f"alone or of spiking FcLif layers",
             )
-        return [(name, relu())]
+        # typed like the tensors around it, where the node takes types
+        params = inspect.signature(relu).parameters
+        types = {
+            "input_type": {"input": np.array(shape)},
+            "output_type": {"output": np.array(shape)},
+        }
+        return [(name, relu(**{k: v for k, v in types.items() if k in params}))]
     if isinstance(module, _BATCH_NORM):
         _norm_affine(name, module, module.num_features)  # refuses a training-mode norm
         raise _refuse(
             name,
             module,
             "a batch norm that does not directly follow a Conv2d or Linear has no NIR form; "
-            "train with batch norm on the input current (norm='current')",
+            "normalise where it folds: on the input current (norm='current') or in the data "
+            "pipeline",
+        )
+    if isinstance(module, SpikingLayer):
+        raise _refuse(
+            name,
+            module,
+            "a composite block (residual or branching) is not a chain of layers, which is "
+            "what NIR export writes; train a sequential backbone (the SeqClif families)",
         )
     raise _refuse(name, module, "NIR has no node for it")
 
@@ -288,7 +303,10 @@ def to_nir(model: nn.Module, dt: float = 1.0):
             f"neck ({type(neck).__name__}): the neck runs on the aggregate, outside the step "
             f"graph; train without a neck"
         )
-    operations = _fold_norms([*_layers(backbone.body, "body"), *_layers(backbone.head, "head")])
+    stem = getattr(backbone, "stem", None)
+    parts = [(stem, "stem")] if stem is not None else []
+    parts += [(backbone.body, "body"), (backbone.head, "head")]
+    operations = _fold_norms([op for part, prefix in parts for op in _layers(part, prefix)])
     shape = tuple(backbone.input_shape)
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges, previous, after_spikes = [], "input", False
@@ -302,10 +320,14 @@ def to_nir(model: nn.Module, dt: float = 1.0):
                     previous = node_name
             except NirExportError as err:
                 problems.append(str(err))
-            if isinstance(module, StatefulCell):
-                x, _ = module.step(x, module.init_state(x))
-            else:
-                x = module(x)
+            try:
+                if isinstance(module, StatefulCell):
+                    x, _ = module.step(x, module.init_state(x))
+                else:
+                    x = module(x)
+            except Exception as err:  # a part that is not one step of a sequence
+                problems.append(f"{name} ({type(module).__name__}): not run as one step ({err})")
+                break
             # binary outputs: a spiking Lif's, and a max pool's over them
             spiking_lif = isinstance(module, Lif) and module.mode == "spike"
             after_spikes = spiking_lif or (isinstance(module, nn.MaxPool2d) and after_spikes)
