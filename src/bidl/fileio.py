@@ -381,6 +381,7 @@ def recover_folder(target: str | os.PathLike) -> str | None:
     if aside:
         newest = max(aside, key=lambda p: p.stat().st_mtime)
         os.replace(newest, target)
+        shutil.rmtree(newest.parent, ignore_errors=True)
         fsync_dir(target.parent)
         return f"put back the previous {str(target)!r} after an interrupted replacement"
     return None

@@ -72,6 +72,22 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def check_finite_weights(model: torch.nn.Module) -> None:
+    """Refuse a model with NaN or infinite parameters or buffers: spiking layers read NaN as
+    "no spike", so such a model compiles and runs, giving plausible wrong answers."""
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise ArtifactError(
+            f"the model has NaN or infinite values in {', '.join(bad[:5])}"
+            f"{' ...' if len(bad) > 5 else ''}; nothing was compiled or replaced. Compile an "
+            f"earlier checkpoint."
+        )
+
+
 # --- reading --------------------------------------------------------------------------
 
 _REQUIRED = {

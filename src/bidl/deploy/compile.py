@@ -27,6 +27,7 @@ from .artifact import (
     FORMAT_VERSION,
     MANIFEST,
     artifact_file,
+    check_finite_weights,
     describe_manifest,
     weights_hash,
     write_artifact,
@@ -192,6 +193,7 @@ def compile_model(
             "the torch backend rebuilds the model from its config: pass model_config=(the "
             "config dict that builds this model), or compile with `bidl compile`"
         )
+    check_finite_weights(model)  # NaN weights export fine and then read as silence
     graph = StepGraph(model, batch_size, input_dtype, input_scale).eval()
     backbone = graph.backbone
     manifest = build_manifest(graph, backend, device, backbone.timestep)
