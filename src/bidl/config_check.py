@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 
+from .config_ranges import check_ranges
 from .optim import LrSchedule, check_optimizer
 from .registry import BidlError
 
@@ -130,6 +131,7 @@ def check_config(cfg: Mapping) -> None:
         LrSchedule(cfg["lr_config"], max_epochs=1, iters_per_epoch=1)  # policy-specific keys
     if "optimizer" in cfg:
         check_optimizer(cfg["optimizer"])
+    check_ranges(cfg)  # finite numbers, positive counts, top-k within the classes
     _check_built_objects(cfg)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..datasets.base import topk_accuracy
 from ..registry import BidlError
 from .artifact import (
     artifact_file,
@@ -115,10 +116,23 @@ class Runtime:
 
     def _as_array(self, data, what: str) -> np.ndarray:
         if isinstance(data, torch.Tensor):
-            data = data.detach().cpu().numpy()
-        array = np.asarray(data)
+            data = data.detach().cpu()
+            data = (data.float() if data.dtype == torch.bfloat16 else data).numpy()
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError) as err:  # a ragged nest of lists
+            raise BidlError(
+                f"{what}: the sample is not a rectangular array of numbers ({err}); give an "
+                f"array of shape [N, T, ...] or [T, ...]"
+            ) from None
         if array.dtype.kind not in "biuf":
             raise BidlError(f"{what}: expected numbers, got an array of dtype {array.dtype}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.count_nonzero(~np.isfinite(array)))
+            raise BidlError(
+                f"{what}: the input has {bad} NaN or infinite value(s); spiking layers would "
+                f"read them as silence. Clean the input first."
+            )
         dtype = np.dtype(NUMPY_DTYPES[self.input_dtype])
         if dtype.kind in "iu" and array.dtype != dtype and not _fits_integers(array, dtype):
             # integer inputs (raw uint8 frames, token ids) may come as any type that
@@ -244,7 +258,6 @@ class Runtime:
     ) -> InferenceResult:
         """Run every batch of ``loader`` (dicts with ``img`` and ``gt_label``, or
         ``(img, label)`` pairs, or bare ``img``) through the queue; score the predictions."""
-        from ..datasets.base import topk_accuracy
 
         futures, labels = [], []
         start = time.perf_counter()

@@ -102,14 +102,107 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     ):
         checkpoint = {"state_dict": checkpoint, "meta": {}}  # a bare state dict
     if "state_dict" not in checkpoint:
-        raise CheckpointError(f"{str(path)!r} has no 'state_dict'; keys: {sorted(checkpoint)}")
+        keys = sorted(str(k) for k in checkpoint)
+        raise CheckpointError(f"{str(path)!r} has no 'state_dict'; keys: {keys}")
+    state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(
+            f"{str(path)!r}: 'state_dict' must map parameter names to tensors; the file is "
+            f"damaged or not a bidl checkpoint"
+        )
+    checkpoint.setdefault("meta", {})
+    if not isinstance(checkpoint["meta"], dict):
+        raise CheckpointError(
+            f"{str(path)!r}: 'meta' must be a dict, got {type(checkpoint['meta']).__name__}"
+        )
     return checkpoint
+
+
+def check_resumable(checkpoint: dict, path) -> None:
+    """What resuming reads beyond the weights, checked before anything is changed: epoch
+    and iteration counters, the optimizer and scaler states and the random generators."""
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"cannot resume from {str(path)!r}: {what}. The file is damaged or was written "
+            f"by another tool; resume from another checkpoint, or take only its weights with "
+            f"load_from={str(path)!r}"
+        )
+
+    meta = checkpoint["meta"]
+    for key in ("epoch", "iter"):
+        value = meta.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise bad(f"meta[{key!r}] is {value!r}, not an int >= 0")
+    world = meta.get("world_size", 1)
+    if not isinstance(world, int) or isinstance(world, bool) or world < 1:
+        raise bad(f"meta['world_size'] is {world!r}, not a positive int")
+    best = meta.get("best_top1", 0.0)
+    if isinstance(best, bool) or not isinstance(best, int | float):
+        raise bad(f"meta['best_top1'] is {best!r}, not a number")
+    for key in ("optimizer", "scaler"):
+        if key in checkpoint and not isinstance(checkpoint[key], dict):
+            raise bad(f"{key!r} is a {type(checkpoint[key]).__name__}, not a dict")
+    optimizer = checkpoint.get("optimizer")
+    if optimizer is not None and not (
+        isinstance(optimizer.get("state"), dict) and isinstance(optimizer.get("param_groups"), list)
+    ):
+        raise bad("'optimizer' has no 'state' dict and 'param_groups' list")
+    if "rng" in meta:
+        _check_rng(meta["rng"], bad)
+
+
+def _check_rng(rng, bad) -> None:
+    if not isinstance(rng, dict) or not {"python", "numpy", "torch"} <= set(rng):
+        raise bad("meta['rng'] lacks the python, numpy and torch generator states")
+    python = rng["python"]
+    if not (
+        isinstance(python, list | tuple)
+        and len(python) == 3
+        and isinstance(python[1], list | tuple)
+        and all(isinstance(v, int) for v in python[1])
+    ):
+        raise bad("meta['rng']['python'] is not a Python generator state")
+    numpy_state = rng["numpy"]
+    keys = numpy_state.get("keys") if isinstance(numpy_state, dict) else None
+    if not (
+        isinstance(keys, torch.Tensor)
+        and keys.shape == (624,)
+        and all(isinstance(numpy_state.get(k), int) for k in ("pos", "has_gauss"))
+        and isinstance(numpy_state.get("gauss"), float | int)
+    ):
+        raise bad("meta['rng']['numpy'] is not a numpy generator state")
+    if not isinstance(rng["torch"], torch.Tensor) or rng["torch"].dtype != torch.uint8:
+        raise bad("meta['rng']['torch'] is not a torch generator state")
+    cuda = rng.get("cuda", [])
+    if not isinstance(cuda, list | tuple) or not all(
+        isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda
+    ):
+        raise bad("meta['rng']['cuda'] is not a list of CUDA generator states")
+
+
+def nonfinite_tensors(state: dict) -> list[str]:
+    """Names of the floating tensors of ``state`` that hold NaN or inf."""
+    return [
+        name
+        for name, value in state.items()
+        if torch.is_floating_point(value) and not bool(torch.isfinite(value).all())
+    ]
 
 
 def load_weights(model: torch.nn.Module, path, map_location="cpu", strict: bool = True) -> dict:
     """Load a checkpoint's weights into ``model``; mismatches name the offending keys."""
     checkpoint = load_checkpoint(path, map_location)
     state = {k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()}
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has NaN or infinite weights in {', '.join(bad[:5])}"
+            f"{' ...' if len(bad) > 5 else ''}; the run that wrote it diverged. Use an earlier "
+            f"checkpoint (epoch_N.pth, best.pth)."
+        )
     try:
         _unwrap(model).load_state_dict(state, strict=strict)
     except RuntimeError as err:

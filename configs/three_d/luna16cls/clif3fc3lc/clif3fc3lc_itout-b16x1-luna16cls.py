@@ -5,6 +5,7 @@ _base_ = [
     "../../../_base_/schedules/_adam_cosine.py",
     "../../../_base_/_runtime.py",
 ]
+evaluation = dict(metric_options=dict(topk=(1,)))  # two classes: top-5 would always be 100 %
 model = dict(
     head=dict(topk=(1,)),
     backbone=dict(

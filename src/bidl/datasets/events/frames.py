@@ -50,6 +50,12 @@ def _check_events(x, y, t, p, sensor_size, where: str):
             raise BidlError(f"{where}: {name} must hold integers, got dtype {arr.dtype}")
     if not (np.issubdtype(t.dtype, np.integer) or np.issubdtype(t.dtype, np.floating)):
         raise BidlError(f"{where}: t must hold numbers, got dtype {t.dtype}")
+    if np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all():  # no silent drops
+        bad = np.flatnonzero(~np.isfinite(t))
+        raise BidlError(
+            f"{where}: {bad.size} timestamp(s) are NaN or infinite; first at event "
+            f"{int(bad[0])}: t = {t[bad[0]]}"
+        )
     for name, arr, limit, axis in (("x", x, width, "W"), ("y", y, height, "H")):
         if arr.size and (arr.min() < 0 or arr.max() >= limit):
             bad = np.flatnonzero((arr < 0) | (arr >= limit))
@@ -93,8 +99,8 @@ def _check_frames(n_frames, by, window_us, where: str) -> tuple[int, str]:
     if window_us is not None:
         if by != "time":
             raise BidlError(f"{where}: window_us applies to by='time' only, got by={by!r}")
-        if not window_us > 0:
-            raise BidlError(f"{where}: window_us must be > 0, got {window_us}")
+        if not (window_us > 0 and np.isfinite(window_us)):
+            raise BidlError(f"{where}: window_us must be finite and > 0, got {window_us}")
     return int(n_frames), by
 
 
@@ -329,6 +335,8 @@ def _per_sample(name: str, value, n: int, where: str):
     if value is None:
         return None
     arr = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise BidlError(f"{where}: {name} must be finite, got {value!r}")
     if arr.ndim == 0:
         return np.full(n, float(arr))
     if arr.shape != (n,):
