@@ -21,6 +21,8 @@ SMALL = dict(timestep=3, h=16, w=16, nclass=4, vocab_size=50, hidden_dim=16)
 #: backbones that need other sizes than SMALL gives (their pooling needs a larger map)
 OVERRIDES = {
     "SeqClif5Fc2Cd": dict(h=64, w=64),
+    "SeqClif7Fc1Cd": dict(h=128, w=128),  # seven 2x2 pools down to 1x1, as in BIDL
+    "SeqClif7Fc1Dg": dict(h=128, w=128),
     "ResNetLifBackbone": dict(stem_channels=8, base_channels=8),
     "ResNetLifReluBackbone": dict(stem_channels=8, base_channels=8),
 }
@@ -37,7 +39,8 @@ def distinct_backbones() -> list[str]:
     neuron model (LIF+ cells are exported and checked on their own, every switch set)."""
     chosen: dict[type, str] = {}
     for name in BACKBONES.names():
-        chosen.setdefault(backbone_class(name), name)
+        if not getattr(backbone_class(name), "sequence_only", False):  # no step graph
+            chosen.setdefault(backbone_class(name), name)
     return sorted(chosen.values())
 
 

@@ -11,7 +11,10 @@ from ..registry import HEADS, LOSSES, BidlError, build
 
 @HEADS.register_module()
 class ClsHead(nn.Module):
-    """The backbone already produces class scores; the head adds the loss and top-k accuracy."""
+    """The backbone already produces class scores; the head adds the loss and top-k accuracy.
+
+    Scores are ``[B, K]``, or one logit per sample ``[B]`` for a binary task (see
+    ``class_scores``)."""
 
     def __init__(
         self,
@@ -28,6 +31,7 @@ class ClsHead(nn.Module):
         self.compute_loss = build(loss or dict(type="CrossEntropyLoss"), LOSSES)
 
     def accuracy(self, cls_score: torch.Tensor, gt_label: torch.Tensor) -> dict[str, torch.Tensor]:
+        cls_score = class_scores(cls_score)
         maxk = min(max(self.topk), cls_score.shape[1])
         ranked = cls_score.topk(maxk, dim=1).indices
         hits = ranked.eq(gt_label.view(-1, 1))
@@ -43,4 +47,14 @@ class ClsHead(nn.Module):
         return losses
 
     def simple_test(self, cls_score: torch.Tensor, softmax: bool = True) -> torch.Tensor:
+        cls_score = class_scores(cls_score)
         return F.softmax(cls_score, dim=1) if softmax else cls_score
+
+
+def class_scores(cls_score: torch.Tensor) -> torch.Tensor:
+    """Scores ``[B, K]``; one logit per sample ``[B]`` (BIDL's binary models, sigmoid loss)
+    becomes ``[B, 2]`` scores ``(0, logit)``, whose softmax is ``(1 - p, p)`` with
+    ``p = sigmoid(logit)``: class 1 wins when the logit is positive."""
+    if cls_score.dim() == 1:
+        return torch.stack([torch.zeros_like(cls_score), cls_score], dim=1)
+    return cls_score

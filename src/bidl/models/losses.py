@@ -17,10 +17,26 @@ def _check_reduction(reduction: str) -> str:
 
 @LOSSES.register_module()
 class CrossEntropyLoss(nn.Module):
-    """Softmax cross entropy on integer labels (or soft targets of the same shape)."""
+    """Softmax cross entropy on integer labels (or soft targets of the same shape).
 
-    def __init__(self, reduction: str = "mean", loss_weight: float = 1.0, class_weight=None):
+    ``use_sigmoid=True`` (BIDL's binary models): a sigmoid cross entropy on logits; one
+    logit per sample ``[B]`` takes 0/1 labels ``[B]``, scores ``[B, K]`` take integer
+    labels (one-hot) or targets of the same shape. ``use_soft=True``: the softmax cross
+    entropy against soft targets ``[B, K]`` (probabilities).
+    """
+
+    def __init__(
+        self,
+        use_sigmoid: bool = False,
+        use_soft: bool = False,
+        reduction: str = "mean",
+        loss_weight: float = 1.0,
+        class_weight=None,
+    ):
         super().__init__()
+        if use_sigmoid and use_soft:
+            raise BidlError("CrossEntropyLoss: use_sigmoid and use_soft cannot both be True")
+        self.use_sigmoid, self.use_soft = bool(use_sigmoid), bool(use_soft)
         self.reduction = _check_reduction(reduction)
         self.loss_weight = loss_weight
         weight = (
@@ -29,8 +45,36 @@ class CrossEntropyLoss(nn.Module):
         self.register_buffer("class_weight", weight, persistent=False)
 
     def forward(self, cls_score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(cls_score, label, weight=self.class_weight, reduction=self.reduction)
+        if self.use_sigmoid:
+            loss = self._binary(cls_score, label)
+        elif self.use_soft and label.shape != cls_score.shape:
+            raise BidlError(
+                f"CrossEntropyLoss(use_soft=True): targets {list(label.shape)} must have the "
+                f"shape of the scores {list(cls_score.shape)}"
+            )
+        else:
+            if self.use_soft:
+                label = label.float()
+            loss = F.cross_entropy(
+                cls_score, label, weight=self.class_weight, reduction=self.reduction
+            )
         return self.loss_weight * loss
+
+    def _binary(self, cls_score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        if label.shape != cls_score.shape:
+            if cls_score.dim() != 2 or label.dim() != 1:
+                raise BidlError(
+                    f"CrossEntropyLoss(use_sigmoid=True): labels {list(label.shape)} do not "
+                    f"fit scores {list(cls_score.shape)}; give one 0/1 label per logit, or "
+                    f"integer class labels [B] for scores [B, K]"
+                )
+            label = F.one_hot(label.long(), cls_score.shape[1])
+        weight = self.class_weight
+        if weight is not None and cls_score.dim() == 2:
+            weight = weight.expand_as(cls_score)
+        return F.binary_cross_entropy_with_logits(
+            cls_score, label.to(cls_score.dtype), weight=weight, reduction=self.reduction
+        )
 
 
 @LOSSES.register_module()

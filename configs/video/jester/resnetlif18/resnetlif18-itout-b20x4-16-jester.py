@@ -21,7 +21,7 @@ model = dict(
         cmode="spike",
         amode="mean",
         soma_params="all_share",
-        norm={"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        input_norm={"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     ),
 )
 runner = dict(max_epochs=60)

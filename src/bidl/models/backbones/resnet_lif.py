@@ -1,24 +1,23 @@
 """ResNet-LIF backbones of BIDL (depth 10/18/34/50/101/152): residual blocks whose neurons
-are LIF cells, one definition for both execution modes and for model segments."""
+are LIF cells (the lite models: ReLUs in most places), one definition for both execution
+modes and for model segments."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from ...layers import SpikingLayer
-from ...neurons import build_neuron, run_multi_step
+from ...layers.options import neuron_options
+from ...neurons import StatefulCell, build_neuron, time_foldable
 from ...registry import BidlError
-from .base import SpikingBackbone, register_spiking_backbone
+from .base import IT_DEFAULTS, SpikingBackbone, register_factory
 
-Apply = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
-
-def _one_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return module(x)
+logger = logging.getLogger("bidl")
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
@@ -26,35 +25,24 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0)
 
 
 class ResidualBlock(SpikingLayer):
-    """A residual block written once as ``compute(x, apply)``: one step applies each part
-    directly; a sequence ``[T, B, ...]`` applies it with ``run_multi_step`` (convs folded
-    over time, cells multi-step), so both give the same result."""
+    """A residual block written once as ``compute(x, apply)`` (see ``SpikingLayer``)."""
 
-    def compute(self, x: torch.Tensor, apply: Apply) -> torch.Tensor:
-        raise NotImplementedError
-
-    def shortcut(self, x: torch.Tensor, apply: Apply) -> torch.Tensor:
+    def shortcut(self, x, apply):
         return apply(self.downsample, x) if self.downsample is not None else x
-
-    def single_step(self, x: torch.Tensor) -> torch.Tensor:
-        return self.compute(x, _one_step)
-
-    def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return self.compute(x_seq, run_multi_step)
 
 
 class BasicBlock(ResidualBlock):
-    """conv3x3-BN -> act -> conv3x3-BN, plus the shortcut, -> LIF."""
+    """conv3x3-BN -> act1 -> conv3x3-BN, plus the shortcut, -> lif_out."""
 
     expansion = 1
 
-    def __init__(self, cin, cout, stride, downsample, make_act, make_cell):
+    def __init__(self, cin, cout, stride, downsample, acts):
         super().__init__()
         self.conv1 = conv_bn(cin, cout, 3, stride, 1)
-        self.act1 = make_act(cout)
+        self.act1 = acts(cout)
         self.conv2 = conv_bn(cout, cout, 3, 1, 1)
         self.downsample = downsample
-        self.lif_out = make_cell(cout)
+        self.lif_out = acts(cout)
         self.last_bn = self.conv2[1]
 
     def compute(self, x, apply):
@@ -63,21 +51,21 @@ class BasicBlock(ResidualBlock):
 
 
 class Bottleneck(ResidualBlock):
-    """conv1x1 -> act -> conv3x3 (stride) -> act -> conv1x1 (each with BN), plus the
-    shortcut, -> LIF; the inner width is ``cout // 4``."""
+    """conv1x1 -> act1 -> conv3x3 (stride) -> act2 -> conv1x1 (each with BN), plus the
+    shortcut, -> lif_out; the inner width is ``cout // 4``."""
 
     expansion = 4
 
-    def __init__(self, cin, cout, stride, downsample, make_act, make_cell):
+    def __init__(self, cin, cout, stride, downsample, acts):
         super().__init__()
         mid = cout // self.expansion
         self.conv1 = conv_bn(cin, mid, 1)
-        self.act1 = make_act(mid)
+        self.act1 = acts(mid)
         self.conv2 = conv_bn(mid, mid, 3, stride, 1)
-        self.act2 = make_act(mid)
+        self.act2 = acts(mid)
         self.conv3 = conv_bn(mid, cout, 1)
         self.downsample = downsample
-        self.lif_out = make_cell(cout)
+        self.lif_out = acts(cout)
         self.last_bn = self.conv3[1]
 
     def compute(self, x, apply):
@@ -86,6 +74,7 @@ class Bottleneck(ResidualBlock):
         return apply(self.lif_out, out + self.shortcut(x, apply))
 
 
+@time_foldable
 class ChannelNormalize(nn.Module):
     """``(x - mean) / std`` per channel (dim -3), for one step or a whole sequence."""
 
@@ -96,8 +85,6 @@ class ChannelNormalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
-
-    multi_step = forward
 
 
 ARCH_SETTINGS = {
@@ -111,20 +98,25 @@ ARCH_SETTINGS = {
 _DOWN_T_MODES = ("max", "avg")
 
 
-@register_spiking_backbone(["ResNetLifItout", "ResNetLifItout_MP"], ["ResNetLifIt", "ResNetLif"])
 class ResNetLifBackbone(SpikingBackbone):
     """ResNet with LIF neurons: stem (conv 7x7 stride 2, or 3x3 stride 1 with
     ``low_resolut``; BN; LIF; 3x3 max-pool stride 2), four stages of residual blocks
     (``base_channels`` x expansion, doubling, strides 1/2/2/2), global average pool and a
-    linear readout each step, outputs averaged over time.
+    linear readout; per step and averaged over time (BIDL's ``ResNetLifItout`` on the
+    chip) or once on the time-averaged features (its CPU/GPU path and ``ResNetLif``): the
+    readout is linear, so both give the same numbers.
 
     ``down_t=(factor, 'max'|'avg')`` pools every ``factor`` input frames into one before the
-    network; ``norm=dict(mean=[...], std=[...])`` normalizes the input channels;
+    network (BIDL allows factor 1 only); ``input_norm=dict(mean=[...], std=[...])``
+    normalizes the input channels. BIDL's ``norm`` does the same on Lynxi chips only (its
+    CPU/GPU path never normalizes), so it is accepted and not applied, with a note.
     ``zero_init_residual`` zeroes each block's last BN scale; ``split=[start, end]``
-    (BIDL's ``ResNetLifItout_MP``) keeps residual blocks ``start..end-1``.
+    (BIDL's ``ResNetLifItout_MP``) keeps residual blocks ``start..end-1``. ``it_batch``
+    (BIDL's IIM batch size) is accepted and not needed.
     """
 
-    inner_activation = "lif"
+    #: 'all': LIF cells everywhere; 'lite': BIDL's lite models (ResNetLifRelu)
+    activations = "all"
 
     def __init__(
         self,
@@ -144,34 +136,35 @@ class ResNetLifBackbone(SpikingBackbone):
         amode: str = "mean",
         soma_params: str = "all_share",
         norm: dict | None = None,
+        input_norm: dict | None = None,
         neuron: Any = "lif",
         neuron_config: Any = None,
         spike_func: Any = None,
         use_inner_loop: bool = False,
+        readout: str = "per_step",
+        it_batch: int | None = None,
         split: list[int] | None = None,
     ):
         if depth not in ARCH_SETTINGS:
             raise BidlError(
                 f"{type(self).__name__}: depth must be one of {sorted(ARCH_SETTINGS)}, got {depth!r}"
             )
-        super().__init__((input_channels, h, w), timestep, amode, use_inner_loop)
+        super().__init__((input_channels, h, w), timestep, amode, use_inner_loop, readout)
         self.depth = depth
         self.down_t = self._check_down_t(down_t, timestep)
-
-        def make_cell(channels: int) -> nn.Module:
-            return build_neuron(
-                neuron,
-                neuron_config,
-                norm=None,
-                input_channels=channels,
-                mode=cmode,
-                soma_params=soma_params,
-                noise=noise,
-                spike_func=spike_func,
+        if norm is not None:
+            logger.info(
+                "%s: norm=%s normalizes the input on Lynxi chips only in BIDL (its CPU/GPU "
+                "path does not); bidl does not apply it. Use input_norm to normalize.",
+                type(self).__name__,
+                dict(norm),
             )
 
-        def make_act(channels: int) -> nn.Module:
-            return make_cell(channels) if self.inner_activation == "lif" else nn.ReLU()
+        def make_cell(channels: int) -> nn.Module:
+            # BIDL's Lif2d: no batch norm, the LIF layers' default analog memb_mode
+            options = dict(mode=cmode, soma_params=soma_params, noise=noise, spike_func=spike_func)
+            options = neuron_options(neuron, options, channels)
+            return build_neuron(neuron, neuron_config, norm=None, **options)
 
         stem_conv = (
             conv_bn(input_channels, stem_channels, 3, 1, 1)
@@ -179,13 +172,13 @@ class ResNetLifBackbone(SpikingBackbone):
             else conv_bn(input_channels, stem_channels, 7, 2, 3)
         )
         stem = [stem_conv, make_cell(stem_channels), nn.MaxPool2d(3, 2, 1)]
-        if norm is not None:
-            stem.insert(0, ChannelNormalize(norm["mean"], norm["std"]))
+        if input_norm is not None:
+            stem.insert(0, ChannelNormalize(input_norm["mean"], input_norm["std"]))
         self.stem = nn.Sequential(*stem)
 
         block, counts = ARCH_SETTINGS[depth]
         cin, cout = stem_channels, base_channels * block.expansion
-        blocks = []
+        blocks, self.stage_of_block = [], []
         for stage, count in enumerate(counts):
             stride = 1 if stage == 0 else 2
             for index in range(count):
@@ -195,9 +188,9 @@ class ResNetLifBackbone(SpikingBackbone):
                     downsample = nn.Sequential(
                         nn.AvgPool2d(stride, ceil_mode=True), *conv_bn(cin, cout, 1)
                     )
-                blocks.append(
-                    block(cin, cout, stride if first else 1, downsample, make_act, make_cell)
-                )
+                acts = self._block_activations(block, first, make_cell)
+                blocks.append(block(cin, cout, stride if first else 1, downsample, acts))
+                self.stage_of_block.append((stage, index))
                 cin = cout
             cout *= 2
         self.body = nn.Sequential(*blocks)
@@ -205,7 +198,20 @@ class ResNetLifBackbone(SpikingBackbone):
         if zero_init_residual:
             for module in self.body:
                 nn.init.zeros_(module.last_bn.weight)
-        self.take_segment(split)
+        self.finish(split)
+
+    def _block_activations(self, block, first: bool, make_cell):
+        """A factory of the block's activations, called in order (act1, [act2,] lif_out)."""
+        if self.activations == "all":
+            return make_cell
+        made: list[int] = []
+
+        def lite(channels: int) -> nn.Module:
+            # BIDL's lite models: a LIF only as the first activation of a stage's first block
+            made.append(channels)
+            return make_cell(channels) if first and len(made) == 1 else nn.ReLU()
+
+        return lite
 
     def _check_down_t(self, down_t: Sequence[Any], timestep: int) -> tuple[int, str]:
         name = type(self).__name__
@@ -239,10 +245,45 @@ class ResNetLifBackbone(SpikingBackbone):
         grouped = xs.reshape(batch, steps // factor, factor, *xs.shape[2:])
         return grouped.amax(dim=2) if mode == "max" else grouped.mean(dim=2)
 
+    def bidl_module_names(self) -> dict[str, list[str] | str]:
+        """BIDL's names: ``conv``/``lif``/``layerN.i.{conv1, lif1, ...}``/``fc``; a LIF of
+        BIDL's is a ``Lif2d`` around the cell (``lif1.lif``; older checkpoints ``lif1``)."""
 
-@register_spiking_backbone("ResNetLifReluItout", "ResNetLifReluIt")
+        def cell(name: str) -> list[str]:
+            return [f"{name}.lif", name]
+
+        names: dict[str, list[str] | str] = {}
+        if self.stem is not None:
+            offset = int(isinstance(self.stem[0], ChannelNormalize))
+            names[f"stem.{offset}"] = "conv"
+            names[f"stem.{offset + 1}"] = cell("lif")
+        for key, block in self.body.named_children():
+            stage, index = self.stage_of_block[int(key)]
+            ref = f"layer{stage + 1}.{index}"
+            bottleneck = isinstance(block, Bottleneck)
+            parts = ["conv1", "conv2", "conv3"] if bottleneck else ["conv1", "conv2"]
+            names.update({f"body.{key}.{part}": f"{ref}.{part}" for part in parts})
+            if block.downsample is not None:
+                names[f"body.{key}.downsample"] = f"{ref}.downsample"
+            acts = ["act1", "act2", "lif_out"] if bottleneck else ["act1", "lif_out"]
+            for i, act in enumerate(acts):
+                if isinstance(getattr(block, act), StatefulCell):
+                    names[f"body.{key}.{act}"] = cell(f"{ref}.lif{i + 1}")
+        if isinstance(self.head, nn.Sequential):
+            names["head.2"] = "fc"
+        return names
+
+
 class ResNetLifReluBackbone(ResNetLifBackbone):
-    """The lite ResNet-LIF: ReLU inside each residual block, a LIF cell only at its output
-    (and in the stem), so it carries a third to a half of the states."""
+    """BIDL's lite ResNet-LIF: a LIF cell in the stem and as the first activation of each
+    stage's first block; ReLUs everywhere else."""
 
-    inner_activation = "relu"
+    activations = "lite"
+
+
+for _cls, _eim, _iim in [
+    (ResNetLifBackbone, ["ResNetLifItout", "ResNetLifItout_MP"], ["ResNetLifIt", "ResNetLif"]),
+    (ResNetLifReluBackbone, ["ResNetLifReluItout"], ["ResNetLifReluIt"]),
+]:
+    register_factory(_cls, [_cls.__name__, *_eim])
+    register_factory(_cls, _iim, **IT_DEFAULTS)
