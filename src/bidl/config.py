@@ -9,6 +9,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .config_check import check_config
+from .config_ranges import check_override_depth
 from .custom_imports import import_custom_modules
 from .registry import BidlError
 
@@ -67,6 +68,7 @@ def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None
         raise BidlError(f"could not read config {str(path)!r}: {err}") from err
     import_custom_modules(cfg.get("custom_imports"), path)
     if cfg_options:
+        check_override_depth(cfg_options)  # before a recursive merge
         try:
             cfg.merge_from_dict(cfg_options)
         except Exception as err:  # e.g. a dict over a string: mmengine's TypeError

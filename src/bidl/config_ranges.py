@@ -112,6 +112,45 @@ def check_ranges(cfg: Mapping) -> None:
         )
 
 
+def _value_depth(value) -> int:
+    """How deep dicts and lists nest in ``value`` (counted without recursion)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _text_depth(text: str) -> int:
+    """How deep brackets nest in an override's text (``[[1, 2], (3,)]``: 2)."""
+    deepest = depth = 0
+    for char in text:
+        depth += char in "[(" or -(char in ")]")
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def check_override_depth(options: Mapping, flag: str = "--cfg-options") -> None:
+    """Refuse overrides nested deeper than ``MAX_DEPTH`` (a key ``a.b.c...`` or a value),
+    before mmengine parses or merges them recursively and dies of a ``RecursionError``."""
+    for key, value in options.items():
+        nested = _text_depth(value) if isinstance(value, str) else _value_depth(value)
+        depth = str(key).count(".") + 1 + nested
+        if depth > MAX_DEPTH:
+            shown = str(key) if len(str(key)) < 60 else str(key)[:57] + "..."
+            raise BidlError(
+                f"{flag}: {shown!r} nests more than {MAX_DEPTH} levels deep; an override "
+                f"this deep is a mistake. Write KEY=VALUE with the key path of one "
+                f"setting, e.g. runner.max_epochs=2"
+            )
+
+
 def log_level(cfg: Mapping, default: str = "INFO") -> int:
     """The config's ``log_level`` as a ``logging`` level (checked by ``check_ranges``)."""
     return logging.getLevelName(str(cfg.get("log_level", default)).upper())

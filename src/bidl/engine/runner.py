@@ -17,8 +17,11 @@ from tqdm import tqdm
 from .. import fileio
 from ..analysis.activity import ActivityMonitor
 from ..config import Config, config_name
+from ..config_ranges import log_level
 from ..registry import BidlError
 from .checkpoint import (
+    CheckpointError,
+    check_resumable,
     load_checkpoint,
     load_weights,
     remove_stale_temp_files,
@@ -107,7 +110,8 @@ class EpochBasedRunner:
             (cfg.get("runner") or {}).get("max_epochs", cfg.get("total_epochs", 1))
         )
         per_rank = len(self.train_set) // self.world_size  # DistributedSampler, drop_last
-        self.iters_per_epoch = max(1, per_rank // self.samples_per_gpu)
+        self.iters_per_epoch = per_rank // self.samples_per_gpu
+        check_splits(self.train_set, self.val_set, self.samples_per_gpu, self.world_size)
         self.optimizer = build_optimizer(self.model, cfg.optimizer)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.schedule = LrSchedule(cfg.get("lr_config"), self.max_epochs, self.iters_per_epoch)
@@ -141,7 +145,7 @@ class EpochBasedRunner:
         handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
         self._log_handler = handler
         logger.addHandler(handler)
-        logger.setLevel(self.cfg.get("log_level", "INFO"))
+        logger.setLevel(log_level(self.cfg))
 
     def write_json(self, record: dict) -> None:
         if not self.is_main:
@@ -158,12 +162,20 @@ class EpochBasedRunner:
 
     def resume(self, path) -> None:
         checkpoint = load_checkpoint(path, map_location=self.device)
+        check_resumable(checkpoint, path)
         load_weights(self.model, path, map_location=self.device)
         meta = checkpoint["meta"]
-        if "optimizer" in checkpoint:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-        if self.scaler is not None and "scaler" in checkpoint:
-            self.scaler.load_state_dict(checkpoint["scaler"])
+        try:
+            if "optimizer" in checkpoint:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.scaler is not None and "scaler" in checkpoint:
+                self.scaler.load_state_dict(checkpoint["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as err:
+            raise CheckpointError(
+                f"cannot resume from {str(path)!r}: its optimizer state does not fit this "
+                f"config's optimizer ({type(err).__name__}: {err}); resume from a checkpoint of "
+                f"this config, or take only its weights with load_from={str(path)!r}"
+            ) from None
         self.epoch, self.iter = int(meta.get("epoch", 0)), int(meta.get("iter", 0))
         if int(meta.get("world_size", 1)) != self.world_size:  # iterations per epoch changed
             self.iter = self.epoch * self.iters_per_epoch
@@ -174,6 +186,15 @@ class EpochBasedRunner:
         if "rng" in meta:
             set_rng_states(meta["rng"])
         logger.info("resumed from %s at epoch %d, iteration %d", path, self.epoch, self.iter)
+        if self.epoch >= self.max_epochs:  # nothing to train: say so, not silently
+            message = (
+                f"{path} is at epoch {self.epoch}, and runner.max_epochs is {self.max_epochs}: "
+                f"nothing left to train. Raise runner.max_epochs (--cfg-options "
+                f"runner.max_epochs=N) to train further."
+            )
+            logger.warning(message)
+            print(f"bidl train: {message}", file=sys.stderr)
+            self.resumed_metrics = dict(meta.get("metrics") or {})
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
@@ -192,7 +213,7 @@ class EpochBasedRunner:
         logger.info(
             "training %s for %d epochs on %s", config_name(self.cfg), self.max_epochs, self.device
         )
-        metrics: dict = {}
+        metrics: dict = dict(getattr(self, "resumed_metrics", {}))
         try:
             while self.epoch < self.max_epochs:
                 self.train_epoch()
@@ -372,6 +393,30 @@ class EpochBasedRunner:
         if keep > 0:
             for old in range(self.epoch - keep * self.ckpt_cfg.get("interval", 1), 0, -1):
                 (self.work_dir / f"epoch_{old}.pth").unlink(missing_ok=True)
+
+
+def check_splits(train_set, val_set, samples_per_gpu: int, world_size: int) -> None:
+    """A split without samples, or a batch larger than the training split (every batch
+    dropped: epochs of 0 steps, then checkpoints of an untrained model), is refused."""
+    name = type(train_set).__name__
+    if len(train_set) == 0:
+        raise BidlError(
+            f"data.train ({name}) has no samples; check its data_prefix / ann_file, or prepare "
+            f"the data set (`bidl data prepare`)"
+        )
+    if val_set is not None and len(val_set) == 0:
+        raise BidlError(
+            f"data.val ({type(val_set).__name__}) has no samples; check its data_prefix / "
+            f"ann_file, or remove data.val"
+        )
+    per_rank = len(train_set) // world_size
+    if per_rank < samples_per_gpu:
+        ranks = f" per process ({world_size} processes)" if world_size > 1 else ""
+        raise BidlError(
+            f"data.samples_per_gpu={samples_per_gpu} is larger than the {per_rank} training "
+            f"samples{ranks} of {name}; incomplete batches are dropped, so an epoch would have "
+            f"0 steps. Lower data.samples_per_gpu to at most {max(1, per_rank)}."
+        )
 
 
 def _scalars(losses: dict) -> dict:
