@@ -1,8 +1,8 @@
 """Count what a spiking network does while it runs: spikes per neuron layer, synaptic
 events per synaptic layer.
 
-``ActivityMonitor`` wraps the step functions of every stateful cell (their output is the
-spikes) and puts forward pre-hooks on every convolution and linear layer (its input is what arrives at
+``ActivityMonitor`` puts a forward hook on every stateful cell (its output is the spikes)
+and a forward pre-hook on every convolution and linear layer (its input is what arrives at
 the synapses). It works the same with the time loop outside the network (EIM: one call
 per step, ``[B, ...]``) or inside the layers (IIM: cells see ``[T, B, ...]``, stateless
 layers see time folded into the batch, ``[T * B, ...]``), and keeps running sums only, so
@@ -103,7 +103,6 @@ class ActivityMonitor:
         self.samples = 0
         self._batch_size: int | None = None
         self._handles: list = []
-        self._wrapped: list = []
         for name, cell in stateful_cells(model):
             self.neurons[name] = NeuronStats(name, type(cell).__name__)
         if synapses:
@@ -115,7 +114,8 @@ class ActivityMonitor:
     def __enter__(self) -> ActivityMonitor:
         modules = dict(self.model.named_modules())
         for name in self.neurons:
-            self._wrap_cell(name, modules[name])
+            cell = modules[name]
+            self._handles.append(cell.register_forward_hook(self._cell_hook(name)))
         for name in self.synapses:
             self._handles.append(
                 modules[name].register_forward_pre_hook(self._synapse_hook(name, modules[name]))
@@ -126,32 +126,16 @@ class ActivityMonitor:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        for cell, attribute in self._wrapped:
-            delattr(cell, attribute)
-        self._wrapped.clear()
 
-    def _wrap_cell(self, name: str, cell: StatefulCell) -> None:
-        """Layers call a cell's ``single_step`` / ``multi_step`` directly (not through
-        ``forward``, so forward hooks would miss them): wrap both on the instance."""
-        count = self._count_spikes(name, cell)
-        depth = [0]  # a multi_step that calls single_step must not count twice
-        for attribute, time_major in (("single_step", False), ("multi_step", True)):
-            if attribute in cell.__dict__:  # already wrapped by someone: leave it
-                continue
-            original = getattr(cell, attribute)
+    def _cell_hook(self, name: str):
+        """A forward hook on a cell: its output is one step's spikes in step mode 's',
+        the whole sequence's ``[T, B, ...]`` in 'm'."""
+        count = self._count_spikes(name)
 
-            def wrapper(x, _original=original, _time_major=time_major):
-                depth[0] += 1
-                try:
-                    out = _original(x)
-                finally:
-                    depth[0] -= 1
-                if depth[0] == 0:
-                    count(out, _time_major)
-                return out
+        def hook(cell: StatefulCell, _args, out) -> None:
+            count(out, cell.step_mode == "m")
 
-            setattr(cell, attribute, wrapper)
-            self._wrapped.append((cell, attribute))
+        return hook
 
     def begin_batch(self, batch_size: int) -> None:
         self._batch_size = int(batch_size)
@@ -177,7 +161,7 @@ class ActivityMonitor:
             return None
         return rows.reshape(-1, batch).sum(0)
 
-    def _count_spikes(self, name: str, cell: StatefulCell):
+    def _count_spikes(self, name: str):
         stats = self.neurons[name]
 
         def count(out, time_major: bool) -> None:

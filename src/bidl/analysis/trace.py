@@ -1,15 +1,18 @@
 """Record every spike and membrane potential of one sample, step by step.
 
-Each cell's ``step`` is wrapped for the duration of one forward pass, so the record is the
-same whether the time loop runs outside the network or inside the layers. The membrane
-trace is the potential relative to the threshold just before the neuron fires (the
-value the cell hands its spike function, ``v - theta`` for LIF: the neuron fires where it
-is above 0); a cell without a spike function gives its first state variable instead.
+Forward hooks on every cell record its output for one forward pass (one call per step
+when the time loop runs outside the network, one call with all steps when it runs inside
+the layers). The membrane trace is the potential relative to the threshold just before
+the neuron fires (what the cell hands its spike function, seen by a forward pre-hook on
+that module: ``v - theta`` for LIF, the neuron fires where it is above 0); a cell whose
+spike function is no module gives its first state variable after each step instead (in
+step mode 's' only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -29,48 +32,60 @@ class CellTrace:
     potential_kind: str
 
 
+class _Recorder:
+    """Forward hooks that fill one record per cell: its outputs and (step mode 's') its
+    first state after each step; a pre-hook on each spike-function module takes what the
+    running cell hands it (a spike function may be shared between cells)."""
+
+    def __init__(self, model: nn.Module):
+        self.records: dict[str, dict] = {}
+        self.running: list[dict] = []
+        self.handles = []
+        spike_fns: dict[int, nn.Module] = {}
+        for name, cell in stateful_cells(model):
+            record = self.records[name] = {"spikes": [], "potential": [], "state": []}
+            self.handles += [
+                cell.register_forward_pre_hook(partial(self.before, record=record)),
+                cell.register_forward_hook(partial(self.after, record=record)),
+            ]
+            spike_fn = getattr(cell, "spike_fn", None)
+            if isinstance(spike_fn, nn.Module):
+                spike_fns[id(spike_fn)] = spike_fn
+        self.handles += [fn.register_forward_pre_hook(self.potential) for fn in spike_fns.values()]
+
+    def before(self, _cell, _args, record: dict) -> None:
+        self.running.append(record)
+
+    def after(self, cell, _args, out, record: dict) -> None:
+        self.running.pop()
+        if cell.step_mode == "m":  # [T, B, ...]: only the last state is kept by then
+            record["spikes"] += list(out.detach().unbind(0))
+            return
+        record["spikes"].append(out.detach())
+        first = next(iter(cell.state.values()), None) if cell.state else None
+        if first is not None:
+            record["state"].append(first.detach())
+
+    def potential(self, _fn, args) -> None:
+        if self.running:
+            self.running[-1]["potential"].append(args[0].detach())
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
 @torch.no_grad()
 def record_sample(model: nn.Module, img: torch.Tensor) -> list[CellTrace]:
     """Run ``model`` on one sample ``img`` ``[T, ...]`` and return each cell's trace."""
-    records: dict[str, dict] = {}
-    restore = []
-    for name, cell in stateful_cells(model):
-        record = {"spikes": [], "potential": [], "state": [], "time_major": False}
-        records[name] = record
-        original_step = cell.step
-
-        def step(x, state, _original=original_step, _record=record):
-            out, new_state = _original(x, state)
-            _record["spikes"].append(out.detach())
-            first = next(iter(new_state.values()), None) if new_state else None
-            if first is not None:
-                _record["state"].append(first.detach())
-            return out, new_state
-
-        had_step = "step" in cell.__dict__
-        cell.step = step
-        spike_fn = getattr(cell, "spike_fn", None)
-        if callable(spike_fn) and not isinstance(spike_fn, nn.Module):
-
-            def spike(v, _original=spike_fn, _record=record):
-                _record["potential"].append(v.detach())
-                return _original(v)
-
-            cell.spike_fn = spike
-        restore.append((cell, had_step, original_step, spike_fn))
+    recorder = _Recorder(model)
     try:
         model.eval()
         model(img.unsqueeze(0), return_loss=False)
     finally:
-        for cell, had_step, original_step, spike_fn in restore:
-            if had_step:
-                cell.step = original_step
-            else:
-                del cell.step
-            if spike_fn is not None and not isinstance(spike_fn, nn.Module):
-                cell.spike_fn = spike_fn
+        recorder.remove()
     traces = []
-    for name, record in records.items():
+    for name, record in recorder.records.items():
         if not record["spikes"]:
             continue
         spikes = torch.stack([s[0].reshape(-1) for s in record["spikes"]]).float().cpu()

@@ -3,8 +3,11 @@
 ``StepGraph`` wraps any model built on the state protocol (``stateful_cells``,
 ``SpikingBackbone.forward_step``, the backbone's temporal aggregator) into
 ``(x_t, *states) -> (y_t, *new_states)`` without touching model code: for each call it
-installs the given states into the cells, runs one ``forward_step``, and reads the new
-states back. This is what compile exports (BIDL's state-variable indicated graph).
+binds the given states to the cells, runs one ``forward_step`` (each cell's call is its
+pure ``step(x, state)`` on that state), reads the new states back, and folds the step
+into the aggregator with its pure ``step(y_t, state)``. States are found by forward
+pre-hooks on the cells during one probe step. This is what compile exports (BIDL's
+state-variable indicated graph).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..neurons.base import StatefulCell, reset_states, stateful_cells
+from ..neurons.base import reset_states, stateful_cells
+from ..neurons.step_mode import set_step_mode
 from ..registry import BidlError
 
 #: dtypes of a graph's input and states; int64 is the input of token models (text)
@@ -27,7 +31,6 @@ INPUT_DTYPES = {
 }
 #: what ``--input-dtype`` may ask for (a token model's input stays int64 ids)
 COMPILE_DTYPES = ("float32", "float16", "uint8")
-STEP_COUNTER = "aggregate.steps"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class StepGraph(nn.Module):
         self.input_scale = float(input_scale)
         self.batch_size = int(batch_size)
         self.input_shape = (self.batch_size, *self.backbone.input_shape)
+        set_step_mode(self.backbone, "s")  # the graph is one timestep
         self.cells = dict(stateful_cells(self.backbone))
         self._check_prepare_input()
         self.states, self.output_shape = self._probe_states()
@@ -183,54 +187,52 @@ class StepGraph(nn.Module):
             )
 
     def _probe_states(self) -> tuple[list[StateSpec], tuple[int, ...]]:
-        """Run one step from reset, recording every cell's ``init_state`` as it is made and
-        counting its steps (instance attributes shadow the methods meanwhile)."""
-        initial: dict[str, dict[str, torch.Tensor]] = {}
-        steps: dict[str, int] = {}
+        """Run one step from reset with a forward pre-hook on every cell that records its
+        input and counts its calls; each cell's ``init_state`` of that input gives the
+        shapes and initial values of its states."""
+        inputs: dict[str, torch.Tensor] = {}
+        calls: dict[str, int] = {}
 
-        def spy(name: str, cell: StatefulCell) -> None:
-            def init_state(x: torch.Tensor):
-                initial[name] = type(cell).init_state(cell, x)
-                return initial[name]
+        def record(name: str):
+            def hook(_cell: nn.Module, args: tuple) -> None:
+                inputs.setdefault(name, args[0])
+                calls[name] = calls.get(name, 0) + 1
 
-            def step(x: torch.Tensor, state):
-                steps[name] = steps.get(name, 0) + 1
-                return type(cell).step(cell, x, state)
+            return hook
 
-            cell.init_state, cell.step = init_state, step
-
+        handles = [
+            cell.register_forward_pre_hook(record(name)) for name, cell in self.cells.items()
+        ]
         reset_states(self.backbone)
         try:
-            for name, cell in self.cells.items():
-                spy(name, cell)
             with torch.no_grad():
                 y_t = self.backbone.forward_step(self._prepare(self.example_input()))
         finally:
-            for cell in self.cells.values():
-                cell.__dict__.pop("init_state", None)
-                cell.__dict__.pop("step", None)
+            for handle in handles:
+                handle.remove()
             reset_states(self.backbone)
-        for name, count in steps.items():
+        for name, count in calls.items():
             if count > 1:
                 cell = self.cells[name]
                 raise BidlError(
                     f"cell {name!r} ({type(cell).__name__}) runs {count} times per timestep; "
                     f"a step graph needs one state per cell. Use a separate cell for each call."
                 )
-        self.cells = {name: cell for name, cell in self.cells.items() if name in initial}
-        specs = [  # module order, as forward reads them back
-            self._spec(f"{name}.{key}", name, key, initial[name][key])
-            for name, cell in self.cells.items()
-            for key in cell.state_names
-        ]
+        self.cells = {name: cell for name, cell in self.cells.items() if name in inputs}
+        specs = []  # module order, as forward reads them back
+        for name, cell in self.cells.items():
+            initial = cell.init_state(inputs[name])
+            specs += [
+                self._spec(f"{name}.{key}", name, key, initial[key]) for key in cell.state_names
+            ]
         if not self.is_last:
             return specs, tuple(y_t.shape)
         aggregate = self.backbone.aggregate
-        acc = aggregate.init_state(y_t)
-        specs.append(self._spec("aggregate.acc", "aggregate", "acc", acc))
-        if getattr(aggregate, "mode", None) == "mean":
-            counter = torch.zeros(1, dtype=self.compute_dtype)
-            specs.append(self._spec(STEP_COUNTER, "aggregate", "steps", counter))
+        initial = aggregate.init_state(y_t)
+        specs += [
+            self._spec(f"aggregate.{key}", "aggregate", key, initial[key])
+            for key in aggregate.state_names
+        ]
         with torch.no_grad():
             output = self.neck(y_t) if self.neck is not None else y_t
         return specs, tuple(output.shape)
@@ -255,6 +257,7 @@ class StepGraph(nn.Module):
 
     def forward(self, x_t: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
         by_name = dict(zip((s.name for s in self.states), states, strict=True))
+        # each cell's single step is its pure step(x, state) on the state bound here
         for name, cell in self.cells.items():
             cell.state = {key: by_name[f"{name}.{key}"] for key in cell.state_names}
         try:
@@ -266,15 +269,10 @@ class StepGraph(nn.Module):
             reset_states(self.backbone)
         if not self.is_last:
             return _distinct((y_t, *new_states), (x_t, *states))
-        acc = by_name["aggregate.acc"]
-        if STEP_COUNTER in by_name:
-            steps = by_name[STEP_COUNTER]
-            output, acc = self.backbone.aggregate.step(y_t, acc, steps)
-            new_states += [acc, steps + 1]
-        else:
-            # the first step of 'sum' adds to the zero state: the same value as acc=None
-            output, acc = self.backbone.aggregate.step(y_t, acc, 0)
-            new_states.append(acc)
+        aggregate = self.backbone.aggregate
+        state = {key: by_name[f"aggregate.{key}"] for key in aggregate.state_names}
+        output, state = aggregate.step(y_t, state)
+        new_states += [state[key] for key in aggregate.state_names]
         if self.neck is not None:
             output = self.neck(output)
         return _distinct((output, *new_states), (x_t, *states))

@@ -2,14 +2,18 @@
 over a whole sequence, and the temporal aggregation of a network's outputs."""
 
 from .aggregation import AGGREGATION_MODES, TemporalAggregation
-from .base import SpikingLayer
+from .base import Apply, SpikingLayer, apply_one_step
 from .conv_lif import Conv2dLif
 from .fc_lif import FcLif
 from .lif_norm import Lif1d, Lif2d
 from .lif_plus import Conv2dLifPlus, FcLifPlus, Lif1dPlus, Lif2dPlus
+from .options import NORM_MODES, POOL_POSITIONS
 
 __all__ = [
     "AGGREGATION_MODES",
+    "NORM_MODES",
+    "POOL_POSITIONS",
+    "Apply",
     "Conv2dLif",
     "Conv2dLifPlus",
     "FcLif",
@@ -20,4 +24,5 @@ __all__ = [
     "Lif2dPlus",
     "SpikingLayer",
     "TemporalAggregation",
+    "apply_one_step",
 ]

@@ -20,20 +20,18 @@ class TemporalAggregation(nn.Module):
 
         y = agg(y_seq)                      # y_seq [T, B, ...] -> [B, ...]
 
-    Streaming (external iteration, deployment): the state is the running sum ``acc``
-    (for 'pick', the last output). Each step returns the aggregate of steps ``0..t`` and
-    the new state; after the last step ``t = T - 1`` the output is exactly ``agg(y_seq)``
-    (the same additions in the same order)::
+    Streaming (external iteration, deployment) follows the cells' pure step protocol:
+    ``step(y_t, state) -> (out, new_state)`` with ``state`` a dict of ``state_names``:
+    ``acc``, the running sum (for 'pick', the last output), and for 'mean' ``steps``, the
+    number of steps so far (a tensor, so an exported step graph carries it as a state).
+    Each step returns the aggregate of steps ``0..t``; after the last one it is exactly
+    ``agg(y_seq)`` (the same additions in the same order)::
 
-        acc = None                          # or agg.init_state(y_0)
-        for t, y_t in enumerate(y_seq):
-            out, acc = agg.step(y_t, acc, t)
+        state = agg.init_state(y_seq[0])    # or None: the first step starts it
+        for y_t in y_seq:
+            out, state = agg.step(y_t, state)
         # out == agg(y_seq)
-
-    ``t`` may be an int or a tensor (so an exported step graph can take it as an input).
     """
-
-    state_names = ("acc",)
 
     def __init__(self, mode: str = "mean") -> None:
         super().__init__()
@@ -43,6 +41,10 @@ class TemporalAggregation(nn.Module):
                 f"use one of {', '.join(map(repr, AGGREGATION_MODES))}"
             )
         self.mode = mode
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return ("acc", "steps") if self.mode == "mean" else ("acc",)
 
     def forward(self, y_seq: torch.Tensor) -> torch.Tensor:
         if y_seq.dim() < 2:
@@ -58,20 +60,27 @@ class TemporalAggregation(nn.Module):
             return acc
         return acc / y_seq.shape[0]
 
-    def init_state(self, y_t: torch.Tensor) -> torch.Tensor:
-        """The state before step 0: zeros shaped like one step's output."""
-        return torch.zeros_like(y_t)
+    def init_state(self, y_t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The state before step 0: a zero sum shaped like one step's output (and, for
+        'mean', a zero step count of shape [1])."""
+        state = {"acc": torch.zeros_like(y_t)}
+        if self.mode == "mean":
+            state["steps"] = torch.zeros(1, dtype=y_t.dtype, device=y_t.device)
+        return state
 
     def step(
-        self, y_t: torch.Tensor, acc: torch.Tensor | None, t: int | torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fold in step ``t`` (0-based): returns ``(aggregate of steps 0..t, new state)``."""
+        self, y_t: torch.Tensor, state: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Fold in one step: ``(aggregate of the steps so far, new state)``."""
+        if state is None:
+            state = self.init_state(y_t)
         if self.mode == "pick":
-            return y_t, y_t
-        acc = y_t if acc is None else acc + y_t
+            return y_t, {"acc": y_t}
+        acc = state["acc"] + y_t
         if self.mode == "sum":
-            return acc, acc
-        return acc / (t + 1), acc
+            return acc, {"acc": acc}
+        steps = state["steps"] + 1
+        return acc / steps, {"acc": acc, "steps": steps}
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"

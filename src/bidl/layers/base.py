@@ -1,46 +1,48 @@
-"""What every composite layer shares: a step mode and the forward that dispatches on it."""
+"""What every composite layer shares: one definition for both step modes."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..neurons.step_mode import StepModule
+from ..neurons.time_fold import run_multi_step
 from ..registry import BidlError
 
+#: how a layer applies one of its parts: to one step, or over a whole sequence
+Apply = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
-class SpikingLayer(nn.Module):
-    """A layer built from stateless parts and stateful cells, runnable both ways.
 
-    - ``single_step(x)``: one timestep ``[B, ...]``; the cells keep their state.
-    - ``multi_step(x_seq)``: a whole sequence ``[T, B, ...]``; stateless parts run once on
-      time folded into the batch, cells run all ``T`` steps. The result equals calling
-      ``single_step`` ``T`` times.
-    - ``forward`` picks one by ``step_mode`` (``'s'`` by default; ``set_step_mode``
-      switches a whole model).
+def apply_one_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply a part to one timestep: just call it."""
+    return module(x)
+
+
+class SpikingLayer(StepModule):
+    """A layer built from stateless parts and stateful cells, written once.
+
+    A subclass defines ``compute(x, apply)``, calling ``apply(part, x)`` for each part.
+    In step mode 's' ``apply`` calls the part on one timestep ``[B, ...]``; in 'm' it is
+    ``run_multi_step``: ``x`` is ``[T, B, ...]``, stateless parts run once on time folded
+    into the batch, cells (in the layer's mode) run all ``T`` steps. The two give the same
+    result. ``check_input(x, sequence)`` may check the input first.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.step_mode = "s"
+    def compute(self, x: torch.Tensor, apply: Apply) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor, sequence: bool) -> None:
+        """Raise a ``BidlError`` for an input this layer cannot take."""
 
     def single_step(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        self.check_input(x, sequence=False)
+        return self.compute(x, apply_one_step)
 
     def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.step_mode == "m":
-            return self.multi_step(x)
-        if self.step_mode == "s":
-            return self.single_step(x)
-        raise BidlError(
-            f"{type(self).__name__}: step_mode must be 's' (single step) or 'm' (multi step), "
-            f"got {self.step_mode!r}"
-        )
-
-    def extra_repr(self) -> str:
-        return f"step_mode={self.step_mode!r}"
+        self.check_input(x_seq, sequence=True)
+        return self.compute(x_seq, run_multi_step)
 
 
 def check_ndim(layer: str, x: torch.Tensor, allowed: tuple[int, ...], layout: str) -> None:

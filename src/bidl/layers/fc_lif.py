@@ -7,47 +7,64 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..neurons.base import fold_time
 from ..neurons.builder import build_neuron
-from .base import SpikingLayer, check_ndim, check_size
+from .base import Apply, SpikingLayer, check_ndim, check_size
+from .options import neuron_options, resolve_norm
 
 
 class FcLif(SpikingLayer):
-    """``Linear`` -> neuron (``BatchNorm1d`` on its membrane when ``norm``).
+    """``Linear`` -> [``BatchNorm1d``] -> neuron.
 
-    Input ``[B, in_features]`` per step (``[T, B, in_features]`` in step mode 'm'). The
-    neuron is built as in ``Conv2dLif``, with ``input_channels=out_features``.
+    Input ``[B, in_features]`` per step (``[T, B, in_features]`` in step mode 'm').
+    ``norm``: ``'state'`` (or True, the default): ``BatchNorm1d`` on the neuron's
+    membrane; ``'current'``: on the input current (``norm``); None (or False): none.
+    BIDL's ``norm_state=True`` is ``'state'``, ``norm_state=False`` is None (BIDL's FcLif
+    has no batch norm then). The neuron is built as in ``Conv2dLif``, with
+    ``input_channels=out_features``.
     """
+
+    #: what BIDL's ``norm_state=False`` means for this layer
+    norm_state_false: str | None = None
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
         bias: bool = True,
-        norm: bool = True,
+        norm: bool | str | None = True,
         neuron: Any = "lif",
         neuron_config: Any = None,
+        *,
+        norm_state: bool | None = None,
         **neuron_kwargs: Any,
     ) -> None:
         super().__init__()
+        self.norm_mode = resolve_norm(type(self).__name__, norm, norm_state, self.norm_state_false)
         self.fc = nn.Linear(in_features, out_features, bias=bias)
-        neuron_kwargs.setdefault("input_channels", out_features)
+        self.norm = nn.BatchNorm1d(out_features) if self.norm_mode == "current" else None
         self.neuron = build_neuron(
             neuron,
             neuron_config,
-            norm=nn.BatchNorm1d(out_features) if norm else None,
-            **neuron_kwargs,
+            norm=nn.BatchNorm1d(out_features) if self.norm_mode == "state" else None,
+            **neuron_options(neuron, neuron_kwargs, out_features),
         )
 
     def _name(self) -> str:
-        return f"FcLif({self.fc.in_features}, {self.fc.out_features})"
+        return f"{type(self).__name__}({self.fc.in_features}, {self.fc.out_features})"
 
-    def single_step(self, x: torch.Tensor) -> torch.Tensor:
-        check_ndim("FcLif", x, (2,), "[B, in_features]")
-        check_size(self._name(), x, 1, self.fc.in_features, "input features")
-        return self.neuron.single_step(self.fc(x))
+    def check_input(self, x: torch.Tensor, sequence: bool) -> None:
+        name = type(self).__name__
+        if sequence:
+            check_ndim(f"{name} (step_mode='m')", x, (3,), "sequence [T, B, in_features]")
+        else:
+            check_ndim(name, x, (2,), "[B, in_features]")
+        check_size(self._name(), x, x.dim() - 1, self.fc.in_features, "input features")
 
-    def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
-        check_ndim("FcLif (step_mode='m')", x_seq, (3,), "sequence [T, B, in_features]")
-        check_size(self._name(), x_seq, 2, self.fc.in_features, "input features")
-        return self.neuron.multi_step(fold_time(self.fc, x_seq))
+    def compute(self, x: torch.Tensor, apply: Apply) -> torch.Tensor:
+        y = apply(self.fc, x)
+        if self.norm is not None:
+            y = apply(self.norm, y)
+        return apply(self.neuron, y)
+
+    def extra_repr(self) -> str:
+        return f"norm={self.norm_mode!r}, " + super().extra_repr()

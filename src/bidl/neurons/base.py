@@ -3,7 +3,7 @@
 A cell defines one pure function ``step(x, state) -> (out, new_state)`` and names its
 state tensors. Everything else -- single-step calls that remember state (external
 iteration, EIM), multi-step calls over a whole sequence (internal iteration, IIM), state
-resets, and later the export of an explicit-state step graph -- is built on that.
+resets, and the export of an explicit-state step graph -- is built on that.
 """
 
 from __future__ import annotations
@@ -13,16 +13,30 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from .step_mode import StepModule, set_step_mode
+from .time_fold import fold_time, run_multi_step
+
 State = dict[str, torch.Tensor]
 
+__all__ = [
+    "State",
+    "StatefulCell",
+    "fold_time",
+    "reset_states",
+    "run_multi_step",
+    "set_step_mode",
+    "stateful_cells",
+]
 
-class StatefulCell(nn.Module):
+
+class StatefulCell(StepModule):
     """Base class of neurons (and anything else that carries state across timesteps).
 
     - ``step(x, state)``: one timestep; pure, no hidden globals.
     - ``init_state(x)``: the state before the first step, shaped after the input.
-    - ``forward(x)``: in ``step_mode`` 's' (default) one step that keeps ``self.state``;
-      in 'm', ``x`` is ``[T, B, ...]`` and all ``T`` steps run in one call.
+    - ``module(x)``: in ``step_mode`` 's' (default) one step from ``self.state`` (the
+      initial state after a reset), kept for the next call; in 'm', ``x`` is
+      ``[T, B, ...]`` and all ``T`` steps run in one call, continuing the same way.
     """
 
     state_names: tuple[str, ...] = ()
@@ -31,7 +45,6 @@ class StatefulCell(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.step_mode = "s"
         self.state: State | None = None
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -54,9 +67,8 @@ class StatefulCell(nn.Module):
         self.state = None
 
     def single_step(self, x: torch.Tensor) -> torch.Tensor:
-        if self.state is None:
-            self.state = self.init_state(x)
-        out, self.state = self.step(x, self.state)
+        state = self.state if self.state is not None else self.init_state(x)
+        out, self.state = self.step(x, state)
         return out
 
     def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -68,12 +80,6 @@ class StatefulCell(nn.Module):
             outputs.append(out)
         self.state = state
         return torch.stack(outputs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.multi_step(x) if self.step_mode == "m" else self.single_step(x)
-
-    def extra_repr(self) -> str:
-        return f"step_mode={self.step_mode!r}"
 
 
 def stateful_cells(model: nn.Module) -> Iterator[tuple[str, StatefulCell]]:
@@ -87,73 +93,3 @@ def reset_states(model: nn.Module) -> None:
     """Forget the state of every cell; the next call starts from the initial state."""
     for _, cell in stateful_cells(model):
         cell.reset()
-
-
-def set_step_mode(model: nn.Module, step_mode: str) -> None:
-    """Put every cell (and multi-step-aware layer) of ``model`` in 's' or 'm' mode."""
-    if step_mode not in ("s", "m"):
-        raise ValueError(
-            f"step_mode must be 's' (single step) or 'm' (multi step), got {step_mode!r}"
-        )
-    for module in model.modules():
-        if hasattr(module, "step_mode"):
-            module.step_mode = step_mode
-
-
-# Modules that treat every sample of a batch alike and keep no state: running them once on
-# a sequence folded into the batch ([T*B, ...]) equals running them at every step.
-_FOLDABLE = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.Linear,
-    nn.Flatten,
-    nn.Identity,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool2d,
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Softmax,
-    nn.Embedding,
-)
-
-
-def fold_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
-    """Apply a per-step ``module`` to ``[T, B, ...]`` by folding time into the batch."""
-    steps, batch = x_seq.shape[:2]
-    out = module(x_seq.flatten(0, 1))
-    return out.reshape(steps, batch, *out.shape[1:])
-
-
-def run_multi_step(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
-    """Run a module written for one timestep over a whole sequence ``[T, B, ...]``.
-
-    bidl layers provide ``multi_step``; containers recurse; stateless batch-wise modules
-    fold time into the batch; anything else (e.g. batch norm in training, whose batch
-    statistics are per step) loops over time so that results equal the step-by-step run.
-    """
-    if hasattr(module, "multi_step"):
-        return module.multi_step(x_seq)
-    if isinstance(module, nn.Sequential):
-        for child in module:
-            x_seq = run_multi_step(child, x_seq)
-        return x_seq
-    if (
-        isinstance(module, _FOLDABLE)
-        or (isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training)
-        or (isinstance(module, nn.Dropout) and not module.training)
-    ):
-        return fold_time(module, x_seq)
-    return torch.stack([module(x) for x in x_seq])

@@ -17,15 +17,7 @@ def build_neuron(neuron: Any = "lif", neuron_config: Any = None, **kwargs: Any) 
     ``neuron_config`` is handed to neurons that take one (LIF+'s six switches); a plain
     ``Lif`` has none and refuses it. The other keyword arguments go to the constructor.
     """
-    if isinstance(neuron, str):
-        cls = _lookup(neuron)
-    elif isinstance(neuron, type) and issubclass(neuron, StatefulCell):
-        cls = neuron
-    else:
-        raise BidlError(
-            f"neuron must be a registered name ({_known()}) or a StatefulCell class, "
-            f"got {type(neuron).__name__}"
-        )
+    cls = neuron_class(neuron)
     if neuron_config is not None:
         kwargs["neuron_config"] = neuron_config
     params = inspect.signature(cls).parameters
@@ -40,6 +32,18 @@ def build_neuron(neuron: Any = "lif", neuron_config: Any = None, **kwargs: Any) 
     except TypeError as err:
         raise BidlError(f"neuron {neuron!r}: {err}; check the neuron's keyword arguments") from None
     return cls(**kwargs)
+
+
+def neuron_class(neuron: Any = "lif") -> type[StatefulCell]:
+    """The cell class ``neuron`` names (a registered name, any case) or is."""
+    if isinstance(neuron, str):
+        return _lookup(neuron)
+    if isinstance(neuron, type) and issubclass(neuron, StatefulCell):
+        return neuron
+    raise BidlError(
+        f"neuron must be a registered name ({_known()}) or a StatefulCell class, "
+        f"got {type(neuron).__name__}"
+    )
 
 
 def _known() -> str:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..registry import BidlError
 
@@ -53,17 +54,21 @@ class _SurrogateSpikeFn(torch.autograd.Function):
         return grad_out * ctx.surrogate.grad(x).to(grad_out.dtype), None
 
 
-class SurrogateSpike:
+class SurrogateSpike(nn.Module):
     """Base of the surrogate spike functions: ``fn(x)`` gives spikes ``(x > 0)``.
 
     Subclasses set ``_param`` (the name of their one shape parameter) and implement
-    ``grad(x)``, the surrogate derivative, which the backward pass uses.
+    ``grad(x)``, the surrogate derivative, which the backward pass uses. A spike function
+    is a module without parameters, so a cell's firing is visible to forward hooks (its
+    input is the membrane minus threshold). Two are equal when their type and parameter
+    are; as modules they hash by identity.
     """
 
     name: str = ""
     _param: str
 
     def __init__(self, value: float) -> None:
+        super().__init__()
         value = float(value)
         if not math.isfinite(value) or value <= 0:
             raise BidlError(
@@ -71,7 +76,7 @@ class SurrogateSpike:
             )
         setattr(self, self._param, value)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
             return _SurrogateSpikeFn.apply(x, self)
         return heaviside(x)
@@ -80,16 +85,16 @@ class SurrogateSpike:
         """The surrogate gradient ``d spike / d x`` at ``x``."""
         raise NotImplementedError
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._param}={getattr(self, self._param)!r})"
+    def extra_repr(self) -> str:
+        return f"{self._param}={getattr(self, self._param)!r}"
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and getattr(self, self._param) == getattr(
             other, self._param
         )
 
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, getattr(self, self._param)))
+    # modules are kept in sets (named_modules): equal spike functions of two cells stay two
+    __hash__ = nn.Module.__hash__
 
 
 class Rectangle(SurrogateSpike):
