@@ -1,5 +1,12 @@
-"""Data loaders whose order and augmentation depend only on (seed, epoch), so a resumed run
-sees exactly the batches an uninterrupted one would."""
+"""Data loaders whose order and augmentation depend only on (seed, epoch, sample), so a
+resumed run sees exactly the batches an uninterrupted one would, with any number of
+workers.
+
+Each sample is prepared with numpy's and ``random``'s global generators seeded from
+``(seed, epoch, index)``: the random choices of a sample do not depend on which worker
+loads it, nor on what that worker loaded before. So workers can persist across epochs
+(the sampler sends the epoch with every index) without changing any batch.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,14 @@ import bisect
 import os
 import random
 import signal
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from ..registry import BidlError
+from .sample_checks import number_of_classes, sample_problem
 
 
 class SampleError(BidlError):
@@ -43,18 +52,40 @@ def describe_sample(dataset: Dataset, index: int) -> str:
     return text
 
 
-class _NamedSamples(Dataset):
-    """Wraps a dataset so that an error loading one sample names the sample."""
+@contextmanager
+def _seeded(seed: int, epoch: int, index: int, restore: bool):
+    """numpy's and ``random``'s global generators seeded from ``(seed, epoch, index)``;
+    ``restore`` puts their previous states back afterwards (the main process's)."""
+    saved = (np.random.get_state(), random.getstate()) if restore else None
+    key = [seed % 2**32, epoch % 2**32, index % 2**32]
+    np.random.seed(key)
+    random.seed((key[0] << 64) | (key[1] << 32) | key[2])
+    try:
+        yield
+    finally:
+        if saved is not None:
+            np.random.set_state(saved[0])
+            random.setstate(saved[1])
 
-    def __init__(self, dataset: Dataset):
+
+class _NamedSamples(Dataset):
+    """Wraps a dataset so that an error loading one sample names the sample, and each
+    sample's random choices come from ``(seed, epoch, index)``. Keys are ``(epoch, index)``
+    pairs (from ``EpochSampler``) or plain indices (epoch 0)."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0):
         self.dataset = dataset
+        self.seed = int(seed)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        in_worker = torch.utils.data.get_worker_info() is not None
         try:
-            return self.dataset[index]
+            with _seeded(self.seed, epoch, index, restore=not in_worker):
+                sample = self.dataset[index]
         except SampleError:
             raise
         except Exception as err:
@@ -62,14 +93,61 @@ class _NamedSamples(Dataset):
                 f"loading {describe_sample(self.dataset, index)} failed: "
                 f"{type(err).__name__}: {err}"
             ) from err
+        problem = sample_problem(sample, number_of_classes(self.dataset))
+        if problem:  # NaN frames, labels out of range: one error naming the sample
+            raise SampleError(
+                f"{describe_sample(self.dataset, index)}: {problem}; the data (a cache, an "
+                f"event file or a pipeline step) is damaged. Rebuild or fix it."
+            )
+        return sample
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)``: the order of ``sampler`` (given ``set_epoch`` when it has
+    one, e.g. ``DistributedSampler``), else a permutation drawn from ``(seed, epoch)``
+    (``shuffle``) or ``0..n-1``."""
+
+    def __init__(self, length: int, shuffle: bool, seed: int, epoch: int = 0, sampler=None):
+        self.length, self.shuffle, self.seed = length, shuffle, int(seed)
+        self.sampler = sampler
+        self.epoch = int(epoch)
+        self._drives_sampler = False  # a caller may have set the given sampler's epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self._drives_sampler = True
+
+    def __len__(self) -> int:
+        return len(self.sampler) if self.sampler is not None else self.length
+
+    def __iter__(self):
+        if self.sampler is not None:
+            if self._drives_sampler and hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(self.epoch)
+            order = iter(self.sampler)
+        elif self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed * 100003 + self.epoch)
+            order = iter(torch.randperm(self.length, generator=generator).tolist())
+        else:
+            order = iter(range(self.length))
+        epoch = self.epoch
+        for index in order:
+            yield epoch, int(index)
 
 
 class _Loader(DataLoader):
     """A ``DataLoader`` whose errors are ``BidlError``s: a sample that fails in a worker keeps
-    its own message (not the worker's traceback), and a worker that dies says so."""
+    its own message (not the worker's traceback), and a worker that dies says so.
+    ``set_epoch`` picks the epoch of the next pass (order and random choices)."""
+
+    _batches = None  # the last iterator (its worker processes, for error messages)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
 
     def __iter__(self):
-        batches = super().__iter__()
+        batches = self._batches = super().__iter__()
         while True:
             try:
                 batch = next(batches)
@@ -81,14 +159,28 @@ class _Loader(DataLoader):
             except RuntimeError as err:
                 if "DataLoader worker" not in str(err):
                     raise
-                raise LoaderWorkerError(
-                    f"a data-loader worker of {type(self.dataset.dataset).__name__} died: "
-                    f"{_worker_deaths(batches) or err} "
-                    f"(a worker killed by SIGKILL is often the out-of-memory killer). Lower "
-                    f"data.workers_per_gpu or data.samples_per_gpu, or set workers_per_gpu=0 to "
-                    f"load in the main process."
-                ) from None
+                raise self.worker_error(err) from None
             yield batch
+
+    def worker_error(self, err: Exception) -> LoaderWorkerError:
+        return LoaderWorkerError(
+            f"a data-loader worker of {type(self.dataset.dataset).__name__} died: "
+            f"{_worker_deaths(self._batches) or err} "
+            f"(a worker killed by SIGKILL is often the out-of-memory killer). Lower "
+            f"data.workers_per_gpu or data.samples_per_gpu, or set workers_per_gpu=0 to "
+            f"load in the main process."
+        )
+
+    @contextmanager
+    def reporting_worker_deaths(self):
+        """Report a worker's death noticed anywhere inside as a ``LoaderWorkerError``: torch's
+        SIGCHLD handler raises in the main thread wherever it is, often in the model step."""
+        try:
+            yield
+        except RuntimeError as err:
+            if "DataLoader worker" not in str(err):
+                raise
+            raise self.worker_error(err) from None
 
 
 def _worker_deaths(batches) -> str:
@@ -107,13 +199,6 @@ def _worker_deaths(batches) -> str:
     return "; ".join(deaths)
 
 
-def seed_worker(worker_id: int) -> None:
-    """Seed numpy and ``random`` in a loader worker from the seed torch gave it."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def build_dataloader(
     dataset: Dataset,
     samples_per_gpu: int,
@@ -124,19 +209,30 @@ def build_dataloader(
     drop_last: bool = False,
     pin_memory: bool = False,
     sampler=None,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> DataLoader:
-    generator = torch.Generator()
-    generator.manual_seed(seed * 100003 + epoch)
+    """A loader over ``dataset`` whose batches depend only on ``(seed, epoch)``; call its
+    ``set_epoch`` before each pass to reuse it (and its persistent workers) for the next
+    epoch. ``prefetch_factor``: batches each worker keeps ready (torch's default 2)."""
+    workers = int(workers_per_gpu)
+    order = EpochSampler(len(dataset), shuffle, seed, epoch, sampler)
+    extra = {}
+    if workers > 0:
+        extra["persistent_workers"] = bool(persistent_workers)
+        if prefetch_factor is not None:
+            extra["prefetch_factor"] = int(prefetch_factor)
+    generator = torch.Generator()  # torch's worker seeds: never drawn from the global generator
+    generator.manual_seed(int(seed) * 100003 + int(epoch))
     return _Loader(
-        _NamedSamples(dataset),
+        _NamedSamples(dataset, seed),
         batch_size=samples_per_gpu,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers_per_gpu,
+        sampler=order,
+        num_workers=workers,
         generator=generator,
-        worker_init_fn=seed_worker,
         drop_last=drop_last,
         pin_memory=pin_memory,
+        **extra,
     )
 
 
