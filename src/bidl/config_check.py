@@ -40,11 +40,18 @@ def either(*kinds: Kind) -> Kind:
 
 
 NONE: Kind = ("None", lambda v: v is None)
+AUTO: Kind = ("'auto'", lambda v: v == "auto")
 DATASET: Kind = either(DICT, LIST, NONE)
 
 # section -> key -> kind of value; a key not listed is a mistake
 SECTIONS: dict[str, dict[str, Kind]] = {
-    "runner": {"type": STR, "max_epochs": POSITIVE_INT, "compile": either(BOOL, DICT)},
+    "runner": {
+        "type": STR,
+        "max_epochs": POSITIVE_INT,
+        "compile": either(BOOL, DICT, AUTO),
+        "multi_step": either(BOOL, AUTO),
+        "channels_last": either(BOOL, AUTO),
+    },
     "optimizer_config": {"grad_clip": either(DICT, NONE), "skip_nonfinite": BOOL},
     "lr_config": {
         "policy": STR,
@@ -66,6 +73,9 @@ SECTIONS: dict[str, dict[str, Kind]] = {
     "data": {
         "samples_per_gpu": POSITIVE_INT,
         "workers_per_gpu": NON_NEGATIVE_INT,
+        "device_augment": BOOL,
+        "persistent_workers": BOOL,
+        "prefetch_factor": POSITIVE_INT,
         "train": DATASET,
         "val": DATASET,
         "test": DATASET,

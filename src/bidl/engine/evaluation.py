@@ -18,14 +18,20 @@ def move_batch(batch: dict, device: torch.device) -> dict:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, loader, device: torch.device, autocast=None, desc: str = "test"
+    model: torch.nn.Module,
+    loader,
+    device: torch.device,
+    autocast=None,
+    desc: str = "test",
+    to_device=move_batch,
 ) -> tuple[np.ndarray, float]:
     """Class probabilities for every sample of ``loader`` ``[N, classes]``, and the seconds
-    spent in the model (data loading excluded)."""
+    spent in the model (data loading excluded). ``to_device(batch, device)`` moves a batch
+    (and may finish its preparation there)."""
     model.eval()
     scores, model_seconds = [], 0.0
     for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
-        batch = move_batch(batch, device)
+        batch = to_device(batch, device)
         start = time.perf_counter()
         with autocast or nullcontext():
             probs = model(batch["img"], return_loss=False)

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -30,8 +29,12 @@ from .checkpoint import (
     set_rng_states,
 )
 from .dataloader import build_dataloader
+from .device_batch import install_device_augmentation
 from .distributed import barrier, get_dist_info, wrap_ddp
 from .evaluation import move_batch, predict
+from .execution import compile_model, prepare_model
+from .iteration_log import DATA_WAIT_WARNING, IterationLog
+from .nonfinite import NonFiniteWatch
 from ..optim.lr_schedule import LrSchedule
 from ..optim.optimizer import build_optimizer
 from .tensorboard import TensorboardLog
@@ -87,10 +90,8 @@ class EpochBasedRunner:
     ):
         self.cfg = cfg
         self.model = model.to(device)
-        compile_options = (cfg.get("runner") or {}).get("compile")
-        if compile_options:  # runner.compile=True, or a dict of torch.compile keywords
-            options = dict(compile_options) if isinstance(compile_options, dict) else {}
-            self.model.compile(**options)
+        # multi-step form, channels_last, cuDNN autotuning (before DDP wraps the model)
+        self.execution_notes = prepare_model(self.model, cfg.get("runner"), device)
         self.device = device
         self.seed = seed
         # data parallel: train through DDP, keep self.model plain (checkpoints, validation)
@@ -112,6 +113,10 @@ class EpochBasedRunner:
         per_rank = len(self.train_set) // self.world_size  # DistributedSampler, drop_last
         self.iters_per_epoch = per_rank // self.samples_per_gpu
         check_splits(self.train_set, self.val_set, self.samples_per_gpu, self.world_size)
+        self.execution_notes += compile_model(
+            self.model, cfg.get("runner"), device, self.max_epochs * self.iters_per_epoch
+        )
+        self.setup_data(cfg.data)
         self.optimizer = build_optimizer(self.model, cfg.optimizer)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.schedule = LrSchedule(cfg.get("lr_config"), self.max_epochs, self.iters_per_epoch)
@@ -229,24 +234,57 @@ class EpochBasedRunner:
                 self._log_handler.close()
         return metrics
 
-    def train_epoch(self) -> None:
-        self.train_module.train()
-        sampler = None
-        if self.world_size > 1:
-            sampler = torch.utils.data.DistributedSampler(
-                self.train_set, self.world_size, self.rank, shuffle=True, seed=self.seed
+    # ------------------------------------------------------------------ data
+    def setup_data(self, data_cfg) -> None:
+        """Loaders are built once (their workers persist across epochs); the image steps at
+        the end of each pipeline run batch-wise on the device (``data.device_augment``)."""
+        self.loaders: dict = {}
+        self.augment: dict = {}
+        self.persistent_workers = bool(data_cfg.get("persistent_workers", True))
+        self.prefetch_factor = data_cfg.get("prefetch_factor")
+        if data_cfg.get("device_augment", True):
+            for split, dataset in (("train", self.train_set), ("val", self.val_set)):
+                if dataset is not None:
+                    self.augment[split] = install_device_augmentation(dataset)
+            moved = [split for split, augment in self.augment.items() if augment is not None]
+            if moved:
+                self.execution_notes.append(f"image steps of {'/'.join(moved)} on {self.device}")
+
+    def loader(self, split: str):
+        if split not in self.loaders:
+            train = split == "train"
+            sampler = None
+            if train and self.world_size > 1:  # the same order on every rank, a new one each epoch
+                sampler = torch.utils.data.DistributedSampler(
+                    self.train_set, self.world_size, self.rank, shuffle=True, seed=self.seed
+                )
+            self.loaders[split] = build_dataloader(
+                self.train_set if train else self.val_set,
+                self.samples_per_gpu,
+                self.workers,
+                shuffle=train,
+                seed=self.seed,
+                drop_last=train,
+                sampler=sampler,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=self.persistent_workers,
+                prefetch_factor=self.prefetch_factor,
             )
-            sampler.set_epoch(self.epoch)  # a new order every epoch, the same on every rank
-        loader = build_dataloader(
-            self.train_set,
-            self.samples_per_gpu,
-            self.workers,
-            shuffle=True,
-            seed=self.seed + 1000003 * self.rank,  # loader workers differ between ranks
-            epoch=self.epoch,
-            drop_last=True,
-            sampler=sampler,
-        )
+        loader = self.loaders[split]
+        loader.set_epoch(self.epoch)
+        return loader
+
+    def to_device(self, batch: dict, split: str) -> dict:
+        augment = self.augment.get(split)
+        return augment(batch, self.device) if augment else move_batch(batch, self.device)
+
+    # ------------------------------------------------------------------ train
+    def train_epoch(self) -> None:
+        if self.execution_notes:
+            logger.info("execution: %s", "; ".join(self.execution_notes))
+            self.execution_notes = []
+        self.train_module.train()
+        loader = self.loader("train")
         bar = tqdm(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
@@ -254,34 +292,50 @@ class EpochBasedRunner:
             unit="it",
             leave=False,
         )
-        start = time.perf_counter()
         self.epoch_skipped = 0
-        for inner, batch in enumerate(bar):
-            lrs = self.set_lr()
-            losses = self.train_step(move_batch(batch, self.device), inner)
-            self.iter += 1
-            bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lrs[0]:.2e}")
-            if (inner + 1) % self.log_interval == 0 or inner + 1 == len(loader):
-                elapsed = time.perf_counter() - start
-                record = {
-                    "mode": "train",
-                    "epoch": self.epoch + 1,
-                    "iter": inner + 1,
-                    "lr": lrs[0],
-                    "time": elapsed / (inner + 1),
-                    **losses,
-                }
-                if self.skip_nonfinite:
-                    record["skipped_nonfinite"] = self.skipped_steps
-                self.write_json(record)
-                logger.info(
-                    "Epoch [%d][%d/%d] lr: %.3e, %s",
-                    self.epoch + 1,
-                    inner + 1,
-                    len(loader),
-                    lrs[0],
-                    _format(losses),
-                )
+        self.nonfinite = NonFiniteWatch()
+        timing = IterationLog(self.device, self.samples_per_gpu * self.world_size)
+        warned = False
+        with loader.reporting_worker_deaths():
+            for inner, batch in enumerate(bar):
+                batch = self.to_device(batch, "train")
+                timing.data_ready()
+                lrs = self.set_lr()
+                losses = self.train_step(batch, inner)  # on the device: read at log intervals
+                self.iter += 1
+                timing.step_done()
+                if (inner + 1) % self.log_interval == 0 or inner + 1 == len(loader):
+                    self.check_finite()
+                    values, speed = _scalars(losses), timing.summary()
+                    bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lrs[0]:.2e}")
+                    record = {
+                        "mode": "train",
+                        "epoch": self.epoch + 1,
+                        "iter": inner + 1,
+                        "lr": lrs[0],
+                        **speed,
+                        **values,
+                    }
+                    if self.skip_nonfinite:
+                        record["skipped_nonfinite"] = self.skipped_steps
+                    self.write_json(record)
+                    logger.info(
+                        "Epoch [%d][%d/%d] lr: %.3e, %s",
+                        self.epoch + 1,
+                        inner + 1,
+                        len(loader),
+                        lrs[0],
+                        _format({**_speed_text(speed), **values}),
+                    )
+                    if speed["data_wait"] > DATA_WAIT_WARNING and not warned and inner > 0:
+                        warned = True  # once an epoch
+                        logger.warning(
+                            "waiting for data took %.0f %% of the last %d iterations; raise "
+                            "data.workers_per_gpu (now %d) or lighten the data pipeline",
+                            100 * speed["data_wait"],
+                            self.log_interval,
+                            self.workers,
+                        )
         bar.close()
 
     def set_lr(self) -> list[float]:
@@ -294,8 +348,12 @@ class EpochBasedRunner:
         with self.autocast or nullcontext():
             losses = self.train_module(batch["img"], batch["gt_label"])
         loss = losses["loss"]
-        finite = self.all_finite(loss)
-        if not finite and self.skip_nonfinite:
+        if not self.skip_nonfinite:  # checked at log intervals: the step never waits for it
+            self.nonfinite.observe(loss, inner + 1)
+            finite = True
+        else:  # whether to skip must be known now: one wait for the device per step
+            finite = self.all_finite(loss)
+        if not finite:
             self.skipped_steps += 1
             self.epoch_skipped += 1
             self.optimizer.zero_grad(set_to_none=True)
@@ -306,13 +364,7 @@ class EpochBasedRunner:
                 inner + 1,
                 self.skipped_steps,
             )
-            return _scalars(losses)
-        if not finite:
-            raise NonFiniteLossError(
-                f"loss is {self.loss_text(loss)} at epoch {self.epoch + 1}, iteration "
-                f"{inner + 1}; "
-                f"lower the lr, add optimizer_config.grad_clip, or check the data"
-            )
+            return losses
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -326,7 +378,18 @@ class EpochBasedRunner:
             self.scaler.update()
         else:
             self.optimizer.step()
-        return _scalars(losses)
+        return losses
+
+    def check_finite(self) -> None:
+        """Stop at the first non-finite loss of the epoch so far (on any rank)."""
+        found = self.nonfinite.found(self.world_size)
+        if found is not None:
+            iteration, value = found
+            text = str(value) if value is not None else "non-finite on another rank"
+            raise NonFiniteLossError(
+                f"loss is {text} at epoch {self.epoch + 1}, iteration {iteration}; "
+                f"lower the lr, add optimizer_config.grad_clip, or check the data"
+            )
 
     def all_finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank: under DDP all ranks must take the same
@@ -345,12 +408,20 @@ class EpochBasedRunner:
     def validate(self) -> dict:
         if not self.is_main:  # rank 0 validates on the plain module
             return {}
-        loader = build_dataloader(
-            self.val_set, self.samples_per_gpu, self.workers, seed=self.seed, epoch=self.epoch
-        )
+        loader = self.loader("val")
         # firing rate per neuron layer over the validation set, logged with the metrics
-        with ActivityMonitor(self.model, synapses=False, per_neuron=False) as activity:
-            scores, _ = predict(self.model, loader, self.device, self.autocast, desc="val")
+        with (
+            loader.reporting_worker_deaths(),
+            ActivityMonitor(self.model, synapses=False, per_neuron=False) as activity,
+        ):
+            scores, _ = predict(
+                self.model,
+                loader,
+                self.device,
+                self.autocast,
+                desc="val",
+                to_device=lambda batch, device: self.to_device(batch, "val"),
+            )
         options = self.eval_cfg.get("metric_options") or {"topk": (1, 5)}
         metrics = self.val_set.evaluate(scores, metric_options=options)
         rates = {"firing_rate": activity.firing_rates()}
@@ -427,6 +498,18 @@ def _scalars(losses: dict) -> dict:
         else:
             flat[key] = float(value.detach()) if torch.is_tensor(value) else float(value)
     return flat
+
+
+def _speed_text(speed: dict) -> dict:
+    """The timing figures of a log line: seconds, samples/s, MiB."""
+    text = {
+        "time": f"{speed['time']:.4f}",
+        "data_time": f"{speed['data_time']:.4f}",
+        "samples/s": f"{speed['samples_per_s']:.1f}",
+    }
+    if "memory" in speed:
+        text["memory"] = f"{speed['memory']} MiB"
+    return text
 
 
 def _format(values: dict) -> str:

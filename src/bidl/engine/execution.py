@@ -1,0 +1,122 @@
+"""How a training run executes its model, chosen once before the first step.
+
+- ``runner.multi_step`` ('auto' by default): a backbone configured with the time loop
+  outside (EIM, BIDL's ``...Itout`` names) trains with the loop inside its layers (IIM:
+  convolutions and linear layers over all ``T * B`` frames at once, the fused neuron
+  kernels) when the two forms compute the same function -- no random draw per step
+  (dropout, membrane noise) whose order would change, and no time loop of its own. The
+  config keeps its name and the checkpoint is the same (the loop's place holds no weights).
+- ``runner.channels_last`` ('auto': on CUDA): 4-D weights and activations in NHWC, what
+  cuDNN's fast convolutions and batch norms take without transposes.
+- cuDNN autotuning on CUDA, unless the run is deterministic.
+- ``runner.compile`` ('auto': on CUDA for runs long enough to repay the compilation;
+  True/False, or a dict of ``torch.compile`` keywords): Inductor's compiled code is kept in
+  a cache folder that outlives the run, so a second run does not compile again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..models.backbones.base import SpikingBackbone
+from ..neurons.base import StatefulCell
+from ..neurons.kernels import triton_available
+
+logger = logging.getLogger("bidl")
+
+#: training steps under which 'auto' leaves a model eager: a cold compilation of a
+#: spiking network takes about a minute, repaid at a few milliseconds saved per step
+AUTO_COMPILE_MIN_STEPS = 2000
+#: where Inductor keeps compiled code unless TORCHINDUCTOR_CACHE_DIR says otherwise
+CACHE_DIR = Path.home() / ".cache" / "bidl" / "inductor"
+
+
+def multi_step_difference(backbone: SpikingBackbone) -> str | None:
+    """Why ``backbone``'s multi-step (IIM) form may compute something else than its
+    single-step (EIM) form in training, or None when both are the same function."""
+    cls = type(backbone)
+    if (
+        cls.forward_step is not SpikingBackbone.forward_step
+        or cls.forward_sequence is not SpikingBackbone.forward_sequence
+    ):
+        return f"{cls.__name__} runs its own time loop"
+    for name, module in backbone.named_modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return f"{name} draws a dropout mask at every step"
+        noise = getattr(module, "noise", 0)
+        if isinstance(module, StatefulCell) and isinstance(noise, int | float) and noise > 0:
+            return f"{name} draws membrane noise at every step"
+    return None
+
+
+def use_multi_step(model: nn.Module, setting="auto") -> list[str]:
+    """Switch the EIM backbones of ``model`` to their multi-step form: all of them
+    (``True``), those whose two forms are equal (``'auto'``) or none (``False``). Returns
+    one note per backbone saying what it runs."""
+    notes = []
+    if setting is False:
+        return notes
+    for name, module in model.named_modules():
+        if not isinstance(module, SpikingBackbone) or module.use_inner_loop:
+            continue
+        label = name or type(module).__name__
+        difference = None if setting is True else multi_step_difference(module)
+        if difference is None:
+            module.use_inner_loop = True
+            notes.append(f"{label} ({type(module).__name__}) trains in multi-step form")
+        else:
+            notes.append(f"{label} keeps its single-step form: {difference}")
+    return notes
+
+
+def _resolve(setting, on: bool):
+    return on if setting == "auto" else bool(setting)
+
+
+def wants_compile(setting, device: torch.device, total_steps: int):
+    """The ``torch.compile`` keywords to use, or None: ``setting`` is ``runner.compile``."""
+    if setting == "auto":
+        if device.type != "cuda" or not triton_available() or total_steps < AUTO_COMPILE_MIN_STEPS:
+            return None
+        return {}
+    if not setting:
+        return None
+    return dict(setting) if isinstance(setting, dict) else {}
+
+
+def prepare_model(model: nn.Module, runner_cfg: dict | None, device: torch.device) -> list[str]:
+    """Set up ``model`` (on ``device``, before data parallelism wraps it) as ``runner_cfg``
+    asks: multi-step form, memory layout, cuDNN autotuning. Returns notes for the log."""
+    runner_cfg = runner_cfg or {}
+    notes = use_multi_step(model, runner_cfg.get("multi_step", "auto"))
+    cuda = device.type == "cuda"
+    if _resolve(runner_cfg.get("channels_last", "auto"), cuda):
+        model.to(memory_format=torch.channels_last)
+        notes.append("channels_last weights")
+    if cuda and not torch.backends.cudnn.deterministic:
+        torch.backends.cudnn.benchmark = True
+        notes.append("cuDNN autotuning")
+    return notes
+
+
+def compile_model(
+    model: nn.Module, runner_cfg: dict | None, device: torch.device, total_steps: int
+) -> list[str]:
+    """Compile ``model`` in place (``model.compile``: the weights keep their names) when
+    ``runner.compile`` asks for it; returns notes for the log."""
+    setting = (runner_cfg or {}).get("compile", "auto")
+    options = wants_compile(setting, device, total_steps)
+    if options is None:
+        if setting == "auto":
+            return [
+                f"eager (runner.compile='auto' compiles CUDA runs of {AUTO_COMPILE_MIN_STEPS}+ steps)"
+            ]
+        return []
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR))
+    model.compile(**options)
+    return [f"torch.compile, cache {os.environ['TORCHINDUCTOR_CACHE_DIR']}"]
