@@ -270,9 +270,10 @@ def test_spike_func_choice():
 
 
 def test_noise_only_in_training():
+    # memb_mode 1 (v - theta) is taken after the noise; theta 0 keeps it v
     x = torch.rand(4, 50) * 0.8
-    cell = Lif(noise=0.5, mode="analog", memb_mode=(0, None))
-    clean = Lif(mode="analog", memb_mode=(0, None))
+    cell = Lif(noise=0.5, mode="analog", memb_mode=(1, None), theta=0.0)
+    clean = Lif(mode="analog", memb_mode=(1, None), theta=0.0)
     torch.manual_seed(0)
     noisy1 = cell(x)
     cell.reset()
@@ -289,6 +290,24 @@ def test_noise_only_in_training():
     out2 = cell(x)
     assert torch.equal(out1, out2)
     assert torch.equal(out1, x)
+
+
+def test_noise_follows_bidl_per_sample_and_channel_and_spares_output_0():
+    # BIDL: noise = randn * noise * std(v over the dims after the channel); memb_mode 0 is
+    # the membrane before it, memb_mode 1 after it
+    x = torch.rand(2, 3, 4, 5)
+    pre, post = (Lif(noise=0.1, mode="analog", memb_mode=(i, None)) for i in (0, 1))
+    assert torch.equal(pre(x), x)
+    torch.manual_seed(7)
+    got = post(x)
+    torch.manual_seed(7)
+    want = x + torch.randn_like(x) * (x.std(dim=(2, 3), keepdim=True) * 0.1) - 0.5
+    torch.testing.assert_close(got, want)
+
+
+def test_noise_is_zero_not_nan_where_the_spread_is_undefined():
+    cell = Lif(noise=0.1, mode="analog", memb_mode=(1, None))
+    assert torch.equal(cell(torch.ones(2, 3, 1, 1)), torch.full((2, 3, 1, 1), 0.5))
 
 
 def test_zero_noise_consumes_no_randomness():

@@ -1,4 +1,5 @@
-"""LIF+ (``LifPlus``): all switches off is LIF; each switch follows its equation."""
+"""LIF+ (``LifPlus``): each switch follows BIDL's equation; states, parameters and draws as
+BIDL's; both step modes agree."""
 
 import math
 
@@ -7,47 +8,27 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bidl.layers import Lif2d, Lif2dPlus
 from bidl.models.backbones.base import SpikingBackbone
-from bidl.neurons import Lif, LifPlus, build_neuron, lifplus_state_names, stateful_cells
+from bidl.neurons import LifPlus, build_neuron, lifplus_state_names, stateful_cells
 from bidl.registry import BACKBONES, BidlError, build
 
 
-def run(cell, inputs, memb_mode=None):
-    """Run a cell over a scalar sequence; with ``memb_mode`` it outputs that analog value."""
-    if memb_mode is not None:
-        cell.mode, cell._memb_index = "analog", memb_mode
-    cell.step_mode = "m"
-    return cell(torch.tensor(inputs).reshape(-1, 1)).flatten().tolist()
+def run(config, inputs, memb_mode=None, **soma):
+    """One scalar neuron over ``inputs``: its spikes, or with ``memb_mode`` that analog
+    value, and its states after each step."""
+    mode = dict(mode="analog", memb_mode=(memb_mode, None)) if memb_mode is not None else {}
+    cell = LifPlus(neuron_config=config, **mode, **soma)
+    outs, states = [], []
+    for x in inputs:
+        outs.append(cell(torch.tensor([x])).item())
+        states.append({name: value.item() for name, value in cell.state.items()})
+    return outs, states
 
 
-def lifplus(config, **soma):
-    return LifPlus(neuron_config=config, **soma)
-
-
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"mode": "analog", "memb_mode": (2, "tanh")}, {"alpha": 0.7, "beta": 0.1, "v_0": -0.2}],
-)
-def test_all_switches_off_equals_lif_exactly(options):
-    torch.manual_seed(0)
-    x_seq = torch.randn(12, 4, 3)
-    lif, plus = Lif(**options), LifPlus(neuron_config=[0] * 6, **options)
-    lif.step_mode = plus.step_mode = "m"
-    assert torch.equal(lif(x_seq), plus(x_seq))
-    assert torch.equal(lif.state["v"], plus.state["v"])
-
-
-def test_all_switches_off_equals_lif_in_gradients_with_channel_share_and_norm():
-    torch.manual_seed(0)
-    lif = Lif2d(3, soma_params="channel_share", alpha=[0.2, 0.3, 0.4])
-    plus = Lif2dPlus(3, soma_params="channel_share", alpha=[0.2, 0.3, 0.4])
-    plus.load_state_dict(lif.state_dict())
-    lif.step_mode = plus.step_mode = "m"
-    x_lif = torch.randn(5, 2, 3, 4, 4, requires_grad=True)
-    x_plus = x_lif.detach().clone().requires_grad_()
-    lif(x_lif).sum().backward(), plus(x_plus).sum().backward()
-    assert torch.equal(x_lif.grad, x_plus.grad)
+def test_all_switches_off_is_not_lif():
+    # BIDL: u = x + tau (x + v_0 - v); v = alpha u'' + beta. Lif would give 1.0, 0.5
+    outs, _ = run([0] * 6, [1.0, 0.0], memb_mode=0, tau_recip=0.5, theta=10.0, alpha=0.5)
+    assert outs == [1.5, -0.375]
 
 
 @pytest.mark.parametrize(
@@ -81,78 +62,155 @@ def test_conductance_states_start_at_one_as_in_bidl():
     }
 
 
-# Hand-computed sequences: one scalar neuron, theta high enough not to fire unless said.
+# Hand-computed sequences of one scalar neuron, from BIDL's step (see LifPlus's docstring).
 
 
 def test_cobe_input_is_an_exponentially_decaying_conductance():
-    # g0 = 1: g = 0.5, 0.25, 0.125; v' = v + g with v = 0.5 v'
-    cell = lifplus([1, 0, 0, 0, 0, 0], epsilon=0.5, theta=10.0, alpha=0.5)
-    assert run(cell, [0.0, 0.0, 0.0], memb_mode=0) == [0.5, 0.5, 0.375]
+    # g0 = 1: g = 0.5, 0.25; u = tau (g + v_0 - v): 0.5 * 0.5, 0.5 * (0.25 - 0.125)
+    outs, states = run(
+        [1, 0, 0, 0, 0, 0], [0.0, 0.0], 0, epsilon=0.5, tau_recip=0.5, theta=10.0, alpha=0.5
+    )
+    assert outs == [0.25, 0.0625]
+    assert [s["g"] for s in states] == [0.5, 0.25]
 
 
 def test_coba_input_is_an_alpha_shaped_conductance():
-    # y: 0.5, 0.25; g: 0.5 + 0.25e, 0.25 + 0.25e; v' = 0.5 v'_prev + g
-    cell = lifplus([2, 0, 0, 0, 0, 0], epsilon=0.5, theta=10.0, alpha=0.5)
-    out = run(cell, [0.0, 0.0], memb_mode=0)
-    assert out == pytest.approx([0.5 + 0.25 * math.e, 0.5 + 0.375 * math.e], rel=1e-6)
+    # y = 0.5; g = 0.5 + e * 0.5 * 0.5; u = tau g
+    outs, states = run([2, 0, 0, 0, 0, 0], [0.0], 0, epsilon=0.5, tau_recip=1.0, theta=10.0)
+    assert outs == pytest.approx([0.5 + 0.25 * math.e], rel=1e-6)
+    assert states[0]["y"] == 0.5
 
 
 def test_reversal_voltage_scales_the_conductance_by_the_distance_to_v_g():
-    # g: 0.5, 0.25; I = g (v_g - v): 0.5 * 2 = 1, 0.25 * (2 - 0.5) = 0.375
-    cell = lifplus([1, 1, 0, 0, 0, 0], epsilon=0.5, v_g=2.0, theta=10.0, alpha=0.5)
-    assert run(cell, [0.0, 0.0], memb_mode=0) == [1.0, 0.875]
-
-
-def test_absolute_refractoriness_blocks_input_for_the_counted_steps():
-    cell = lifplus([0, 0, 1, 0, 0, 0], refractory_steps=2, alpha=0.0)
-    assert run(cell, [1.0] * 6) == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
-
-
-def test_relative_refractoriness_pulls_towards_v_rr_after_spikes():
-    # r' = 0.5 r (r0 = 1), +1 per spike; v' = 2 + r' (v_rr - 0) with v_rr = -1
-    cell = lifplus(
-        [0, 0, 2, 0, 0, 0], epsilon_r=0.5, v_rr=-1.0, q_r=1.0, epsilon_w=1.0, b=0.0, alpha=0.0
+    # g: 0.5, 0.25; fact2 = g (v_g - v): 1, 0.375; u = fact2 + v_0 - v: 1, 0.375 - 0.5
+    outs, _ = run(
+        [1, 1, 0, 0, 0, 0],
+        [0.0, 0.0],
+        0,
+        epsilon=0.5,
+        v_g=2.0,
+        tau_recip=1.0,
+        theta=10.0,
+        alpha=0.5,
     )
-    assert run(cell, [2.0, 2.0, 2.0], memb_mode=0) == [1.5, 1.25, 1.125]
+    assert outs == [1.0, -0.125]
 
 
-def test_exponential_spike_initiation_adds_the_exponential_term():
-    # F = tau delta_t exp((v - v_theta) / delta_t) = 0.25 exp(2 v)
-    cell = lifplus(
-        [0, 0, 0, 1, 0, 0], tau_recip=0.5, delta_t=0.5, v_theta=0.0, theta=10.0, alpha=1.0
+def test_absolute_refractoriness_blocks_the_scaled_input_for_the_counted_steps():
+    # u = x + tau (x - v) while cnt = 0, u = x while cnt > 0; a spike sets cnt = 2
+    outs, states = run([0, 0, 1, 0, 0, 0], [0.3] * 4, refractory_steps=2, tau_recip=1.0, alpha=0.0)
+    assert outs == [1.0, 0.0, 0.0, 1.0]
+    assert [s["cnt"] for s in states] == [2.0, 1.0, 0.0, 2.0]
+
+
+def test_relative_refractoriness_pulls_towards_v_rr_and_drops_r_and_w_at_spikes():
+    # r' = 0.5 r (r0 = 1), w' = 0.5 w; u = x + r' (v_rr - v) + w' (v_ar - v); spikes drop r
+    # by q_r and w by b
+    outs, states = run(
+        [0, 0, 2, 0, 0, 0],
+        [2.0, 2.0],
+        0,
+        tau_recip=0.0,
+        epsilon_r=0.5,
+        v_rr=-1.0,
+        v_ar=0.0,
+        q_r=0.25,
+        epsilon_w=0.5,
+        b=0.5,
+        alpha=0.0,
     )
-    out = run(cell, [0.0, 0.0], memb_mode=0)
-    assert out == pytest.approx([0.25, 0.25 + 0.25 * math.exp(0.5)], rel=1e-6)
+    assert outs == [1.5, 1.875]
+    assert [(s["r"], s["w"]) for s in states] == [(0.25, -0.5), (-0.125, -0.75)]
 
 
-def test_quadratic_spike_initiation_adds_the_quadratic_term():
-    # F = tau (v - v_0)(v - v_c) = 0.5 * 0.5 * (0.5 - 1) = -0.125 at the second step
-    cell = lifplus([0, 0, 0, 2, 0, 0], tau_recip=0.5, v_c=1.0, theta=10.0, alpha=1.0)
-    assert run(cell, [0.5, 0.0], memb_mode=0) == [0.5, 0.375]
+def test_exponential_spike_initiation_fires_at_v_theta():
+    # fact3 = v_0 - v + delta_t exp((v - theta) - delta_t); the threshold is v_theta
+    soma = dict(tau_recip=1.0, delta_t=0.5, theta=0.0, v_theta=10.0, alpha=1.0)
+    outs, _ = run([0, 0, 0, 1, 0, 0], [0.0, 0.0], 0, **soma)
+    first = 0.5 * math.exp(-0.5)
+    assert outs == pytest.approx([first, -first + 0.5 * math.exp(first - 0.5)], rel=1e-6)
+    outs, _ = run([0, 0, 0, 1, 0, 0], [0.0], 1, **soma)
+    assert outs == pytest.approx([first - 10.0], rel=1e-6)
 
 
-def test_adaptive_current_grows_by_b_at_each_spike_and_decays():
-    # w' = 0.5 w; v' = 1.25 - w'; spikes at the first two steps: w = 1, then 1.5
-    cell = lifplus([0, 0, 0, 0, 1, 0], epsilon_w=0.5, b=1.0, alpha=0.0)
-    assert run(cell, [1.25, 1.25, 1.25], memb_mode=0) == [1.25, 0.75, 0.5]
+def test_quadratic_spike_initiation_has_no_theta():
+    # fact3 = (v_0 - v)(v_c - v): 0, then (0 - 1)(2 - 1)
+    outs, _ = run(
+        [0, 0, 0, 2, 0, 0], [0.5, 0.0], 0, tau_recip=1.0, v_c=2.0, v_theta=10.0, alpha=1.0
+    )
+    assert outs == [1.0, -1.0]
+    assert "theta" not in LifPlus(neuron_config=[0, 0, 0, 2, 0, 0]).state_dict()
+
+
+def test_adaptive_current_decays_and_drops_by_b_at_each_spike():
+    # w' = 0.5 w; u = x + w'; spikes at the first two steps: w = -1, then -1.5
+    outs, states = run(
+        [0, 0, 0, 0, 1, 0], [1.25] * 3, 0, tau_recip=0.0, epsilon_w=0.5, b=1.0, alpha=0.0
+    )
+    assert outs == [1.25, 0.75, 0.5]
+    assert [s["w"] for s in states] == [-1.0, -1.5, -0.75]
 
 
 def test_subthreshold_coupling_drives_w_by_the_membrane():
-    # w' = 0.5 w + tau a (v - v_w): 0, then 0.5 * 1 * 1; v' = v + x - w'
-    cell = lifplus(
-        [0, 0, 0, 0, 2, 0], epsilon_w=0.5, tau_recip=0.5, a=1.0, b=0.0, theta=10.0, alpha=1.0
+    # w' = 0.5 w + tau a (v - v_w): 0, then 0.5 * 1.5; u = x + tau (x - v) + w'
+    outs, states = run(
+        [0, 0, 0, 0, 2, 0],
+        [1.0, 0.0],
+        0,
+        tau_recip=0.5,
+        a=1.0,
+        v_w=0.0,
+        epsilon_w=0.5,
+        b=0.0,
+        theta=10.0,
+        alpha=1.0,
     )
-    assert run(cell, [1.0, 0.0], memb_mode=0) == [1.0, 0.5]
+    assert outs == [1.5, 0.0]
+    assert [s["w"] for s in states] == [0.0, 0.75]
 
 
-def test_exponential_decay_relaxes_towards_v_0():
-    cell = lifplus([0, 0, 0, 0, 0, 1], tau_recip=0.5, theta=10.0)
-    assert run(cell, [1.0, 0.0], memb_mode=3) == [0.5, 0.25]
+def test_exponential_decay_ignores_the_reset():
+    # v = tau (x + v_0 - v): 0.5 although the neuron fired, then 0.5 * (0 - 0.5)
+    spikes, _ = run([0, 0, 0, 0, 0, 1], [1.0, 0.0], tau_recip=0.5)
+    outs, _ = run([0, 0, 0, 0, 0, 1], [1.0, 0.0], 3, tau_recip=0.5)
+    assert spikes == [1.0, 0.0] and outs == [0.5, -0.25]
 
 
-def test_linear_decay_subtracts_v_leak():
-    cell = lifplus([0, 0, 0, 0, 0, 2], v_leak=0.25, theta=10.0)
-    assert run(cell, [1.0, 0.0], memb_mode=3) == [0.75, 0.5]
+def test_linear_decay_adds_the_input_and_subtracts_v_leak():
+    outs, _ = run([0, 0, 0, 0, 0, 2], [1.0, 0.0], 3, tau_recip=0.5, v_leak=0.25, theta=10.0)
+    assert outs == [0.75, 0.5]
+
+
+@pytest.mark.parametrize("memb_decay", [0, 2])
+def test_training_noise_reaches_only_linear_decay(memb_decay):
+    config = [1, 0, 0, 0, 0, memb_decay]
+    torch.manual_seed(0)
+    cell = LifPlus(neuron_config=config, noise=0.5, mode="analog", memb_mode=(3, None))
+    x = torch.rand(5, 4, 3, 6, 6)
+    cell.step_mode = "m"
+    noisy = cell(x)
+    cell.eval()
+    cell.reset()
+    assert torch.equal(noisy, cell(x)) == (memb_decay == 0)
+
+
+def test_unset_soma_parameters_are_drawn_in_bidls_order():
+    torch.manual_seed(0)
+    cell = LifPlus(neuron_config=[1, 1, 2, 1, 2, 2])
+    assert cell.soma_names == (
+        "epsilon", "v_g", "tau_recip", "v_0", "epsilon_r", "v_rr", "v_ar", "q_r",
+        "epsilon_w", "b", "theta", "v_theta", "delta_t", "a", "v_w", "v_leak",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    draws = iter(torch.rand(14).tolist())
+    for name in cell.soma_names:
+        want = {"v_0": 0.0, "theta": 0.5}.get(name)
+        assert getattr(cell, name).item() == (next(draws) if want is None else want), name
+    torch.manual_seed(0)
+    per_channel = LifPlus(neuron_config=[1, 0, 0, 0, 0, 0], soma_params="channel_share",
+                          input_channels=3)  # fmt: skip
+    torch.manual_seed(0)
+    assert torch.equal(per_channel.epsilon, torch.rand(3))
 
 
 switch_values = st.tuples(*(st.integers(0, 2) if i != 1 else st.integers(0, 1) for i in range(6)))
@@ -194,8 +252,20 @@ def test_unknown_soma_parameter_is_refused():
 
 def test_only_the_soma_parameters_a_switch_uses_are_kept():
     cell = LifPlus(neuron_config=[1, 1, 0, 0, 0, 2])
-    extra = set(dict(cell.named_buffers())) - {"alpha", "beta", "theta", "v_0"}
-    assert extra == {"epsilon", "v_g", "v_leak"}
+    assert cell.soma_names == ("epsilon", "v_g", "tau_recip", "v_0", "theta", "v_leak")
+    assert list(cell.state_dict()) == list(cell.soma_names)
+
+
+def test_a_soma_parameter_the_switches_do_not_use_is_refused():
+    with pytest.raises(BidlError, match=r"soma parameter\(s\) \['alpha'\] are not used"):
+        LifPlus(neuron_config=[0, 0, 0, 0, 0, 1], alpha=0.5)
+
+
+def test_bidls_six_switch_keywords_equal_neuron_config():
+    bidl_style = LifPlus(input_accum=2, rev_volt=True, fire_refrac=1, memb_decay=2)
+    assert list(bidl_style.switches) == [2, 1, 1, 0, 0, 2]
+    with pytest.raises(BidlError, match="give the six switches one way"):
+        LifPlus(neuron_config=[1, 0, 0, 0, 0, 0], input_accum=1)
 
 
 def test_build_neuron_makes_lifplus_by_name():

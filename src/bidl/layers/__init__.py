@@ -5,7 +5,7 @@ from .aggregation import AGGREGATION_MODES, TemporalAggregation
 from .base import Apply, SpikingLayer, apply_one_step
 from .conv_lif import Conv2dLif
 from .fc_lif import FcLif
-from .lif_norm import Lif1d, Lif2d
+from .lif_norm import ChannelNormCell, Lif1d, Lif2d
 from .lif_plus import Conv2dLifPlus, FcLifPlus, Lif1dPlus, Lif2dPlus
 from .options import NORM_MODES, POOL_POSITIONS
 
@@ -14,6 +14,7 @@ __all__ = [
     "NORM_MODES",
     "POOL_POSITIONS",
     "Apply",
+    "ChannelNormCell",
     "Conv2dLif",
     "Conv2dLifPlus",
     "FcLif",

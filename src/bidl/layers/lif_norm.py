@@ -28,35 +28,52 @@ def _norm_kwargs(layer: str, channels: int, kwargs: dict[str, Any]) -> dict[str,
     return kwargs
 
 
-class Lif2d(Lif):
-    """LIF on ``[B, C, H, W]`` with ``BatchNorm2d(C)`` on the membrane when ``norm``.
+class ChannelNormCell:
+    """Mixin for a LIF-family cell class: ``Cell(channels, norm=True, **cell_kwargs)`` with
+    ``norm_class(channels)`` on the membrane when ``norm``, inputs of ``ndims`` ranks, and
+    the cell's BIDL layer default ``memb_mode``. Put it first: ``class X(ChannelNormCell,
+    Lif)``."""
 
-    It is a ``Lif`` (same equations, state ``v``, step modes); ``norm`` is a bool here, and
-    the other keyword arguments are ``Lif``'s (``mode``, ``memb_mode``, ``soma_params``,
-    ``alpha``, ``beta``, ``theta``, ``v_0``, ``learn``, ``noise``, ``spike_func``).
-    """
+    norm_class: type[nn.Module]
+    ndims: tuple[int, ...]
+    layout: str
 
     def __init__(self, channels: int, norm: bool = True, **kwargs: Any) -> None:
-        kwargs = _norm_kwargs("Lif2d", channels, kwargs)
-        super().__init__(norm=nn.BatchNorm2d(channels) if norm else None, **kwargs)
+        name = type(self).__name__
+        kwargs = _norm_kwargs(name, channels, kwargs)
+        kwargs.setdefault("memb_mode", self.layer_memb_mode)
+        super().__init__(norm=self.norm_class(channels) if norm else None, **kwargs)
         self.channels = channels
 
     def _check_input(self, x: torch.Tensor) -> None:
-        check_ndim("Lif2d", x, (4,), "[B, C, H, W]")
+        check_ndim(type(self).__name__, x, self.ndims, self.layout)
         super()._check_input(x)
 
 
-class Lif1d(Lif):
+class Lif2d(ChannelNormCell, Lif):
+    """LIF on ``[B, C, H, W]`` with ``BatchNorm2d(C)`` on the membrane when ``norm``.
+
+    It is a ``Lif`` (same equations, state ``v``, step modes); ``norm`` is a bool here, and
+    the other keyword arguments are ``Lif``'s (``mode``, ``memb_mode`` (default
+    ``(0, 'relu')`` as BIDL's Lif2d), ``soma_params``, ``alpha``, ``beta``, ``theta``,
+    ``v_0``, ``learn``, ``noise``, ``spike_func``).
+    """
+
+    norm_class = nn.BatchNorm2d
+    ndims = (4,)
+    layout = "[B, C, H, W]"
+
+
+class Lif1d(ChannelNormCell, Lif):
     """LIF on ``[B, C]`` or ``[B, C, L]`` with ``BatchNorm1d(C)`` on the membrane when ``norm``.
 
     Other keyword arguments as ``Lif2d``.
     """
 
-    def __init__(self, features: int, norm: bool = True, **kwargs: Any) -> None:
-        kwargs = _norm_kwargs("Lif1d", features, kwargs)
-        super().__init__(norm=nn.BatchNorm1d(features) if norm else None, **kwargs)
-        self.features = features
+    norm_class = nn.BatchNorm1d
+    ndims = (2, 3)
+    layout = "[B, C] or [B, C, L]"
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        check_ndim("Lif1d", x, (2, 3), "[B, C] or [B, C, L]")
-        super()._check_input(x)
+    @property
+    def features(self) -> int:
+        return self.channels

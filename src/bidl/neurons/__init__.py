@@ -4,6 +4,7 @@ from .base import State, StatefulCell, reset_states, stateful_cells
 from .builder import build_neuron
 from .lif import Lif
 from .lif_plus import LifPlus, lifplus_state_names
+from .spiking_cell import SpikingCell, membrane_noise
 from .step_mode import STEP_MODES, StepModule, set_step_mode, step_mode_of, step_modules
 from .surrogate import (
     SPIKE_FUNCTIONS,
@@ -25,6 +26,7 @@ __all__ = [
     "LifPlus",
     "Rectangle",
     "Sigmoid",
+    "SpikingCell",
     "State",
     "StatefulCell",
     "StepModule",
@@ -36,6 +38,7 @@ __all__ = [
     "heaviside",
     "is_time_foldable",
     "lifplus_state_names",
+    "membrane_noise",
     "reset_states",
     "run_multi_step",
     "set_step_mode",

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-import math
+import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..registry import NEURONS, BidlError
 from .base import State
-from .lif import Lif
-
-SWITCH_NAMES = (
-    "input_accum",
-    "rev_volt",
-    "fire_refrac",
-    "spike_init",
-    "trig_current",
-    "memb_decay",
+from .lif_plus_dynamics import (
+    Switches,
+    accumulate_input,
+    after_spike,
+    membrane_decay,
+    refractory,
+    reverse_voltage,
+    spike_initiation,
+    triggered_current,
 )
+from .spiking_cell import SpikingCell
+
+__all__ = [
+    "SOMA_DEFAULTS",
+    "SWITCH_CHOICES",
+    "SWITCH_NAMES",
+    "LifPlus",
+    "Switches",
+    "lifplus_soma_names",
+    "lifplus_state_names",
+    "parse_switches",
+]
+
+SWITCH_NAMES = Switches._fields
 #: what each value of each switch means
 SWITCH_CHOICES = {
     "input_accum": {0: "CUB (current)", 1: "COBE (exponential conductance)", 2: "COBA (alpha)"},
@@ -30,71 +44,60 @@ SWITCH_CHOICES = {
     "trig_current": {0: "none", 1: "adaptive", 2: "subthreshold coupling"},
     "memb_decay": {
         0: "naive (alpha, beta)",
-        1: "exponential (tau_recip, v_0)",
+        1: "exponential (tau_recip)",
         2: "linear (v_leak)",
     },
 }
-#: soma parameters beyond Lif's alpha, beta, theta, v_0, with bidl's defaults. BIDL draws the
-#: ones it leaves unset uniformly from [0, 1); bidl fixes them inside that range (reproducible,
-#: and stable: v_c sits between v_0 and theta, v_theta just below theta).
-EXTRA_SOMA_DEFAULTS = {
-    "epsilon": 0.5,  # conductance decay per step
-    "v_g": 1.0,  # reversal voltage of the input conductance
-    "tau_recip": 0.5,  # dt / tau
-    "epsilon_r": 0.5,  # decay of the relative-refractory conductance r
-    "v_rr": -0.5,  # reversal voltage of r
-    "q_r": 0.5,  # jump of r at a spike
-    "v_ar": -0.5,  # reversal voltage of the adaptation w (with relative refractoriness)
-    "b": 0.1,  # jump of w at a spike
-    "epsilon_w": 0.5,  # decay of w
-    "v_theta": 0.4,  # soft threshold of exponential spike initiation
-    "delta_t": 0.1,  # sharpness of exponential spike initiation
-    "v_c": 0.3,  # critical voltage of quadratic spike initiation
-    "a": 0.1,  # subthreshold coupling of w to v
-    "v_w": 0.0,  # offset of the subthreshold coupling
-    "v_leak": 0.1,  # linear leak per step
+#: BIDL's LIF+ soma defaults; None is drawn from torch.rand (uniform [0, 1)) at construction
+SOMA_DEFAULTS: dict[str, float | None] = {
+    "epsilon": None,  # conductance decay per step
+    "v_g": None,  # reversal voltage of the input conductance
+    "tau_recip": None,  # dt / tau
+    "v_0": 0.0,  # reset potential
+    "epsilon_r": None,  # decay of the relative-refractory conductance r
+    "v_rr": None,  # reversal voltage of r
+    "v_ar": None,  # reversal voltage of the adaptation w (with relative refractoriness)
+    "q_r": None,  # drop of r at a spike
+    "b": None,  # drop of w at a spike
+    "epsilon_w": None,  # decay of w
+    "theta": 0.5,  # threshold (spike_init 0), offset of the exponential (spike_init 1)
+    "v_theta": None,  # threshold of spike_init 1 and 2
+    "delta_t": None,  # sharpness of exponential spike initiation
+    "v_c": None,  # critical voltage of quadratic spike initiation
+    "a": None,  # subthreshold coupling of w to v
+    "v_w": None,  # offset of the subthreshold coupling
+    "alpha": 0.3,  # multiplicative leak (memb_decay 0)
+    "beta": 0.0,  # additive leak (memb_decay 0)
+    "v_leak": None,  # linear leak per step (memb_decay 2)
 }
 
 
-class Switches(NamedTuple):
-    """The six LIF+ switches, in BIDL's ``neuron_config`` order."""
-
-    input_accum: int = 0
-    rev_volt: int = 0
-    fire_refrac: int = 0
-    spike_init: int = 0
-    trig_current: int = 0
-    memb_decay: int = 0
-
-    @property
-    def has_adaptation(self) -> bool:
-        return self.trig_current != 0 or self.fire_refrac == 2
+def _switch_values(neuron_config: Any) -> list[Any]:
+    if neuron_config is None:
+        return [0] * len(SWITCH_NAMES)
+    if isinstance(neuron_config, Mapping):
+        unknown = sorted(set(neuron_config) - set(SWITCH_NAMES))
+        if unknown:
+            raise BidlError(f"LifPlus: unknown neuron_config key(s) {unknown}; use {SWITCH_NAMES}")
+        return [neuron_config.get(name, 0) for name in SWITCH_NAMES]
+    if isinstance(neuron_config, Sequence) and not isinstance(neuron_config, str):
+        if len(neuron_config) != len(SWITCH_NAMES):
+            raise BidlError(
+                f"LifPlus: neuron_config needs {len(SWITCH_NAMES)} values "
+                f"[{', '.join(SWITCH_NAMES)}], got {len(neuron_config)}: {neuron_config!r}"
+            )
+        return list(neuron_config)
+    raise BidlError(
+        f"LifPlus: neuron_config must be a list [{', '.join(SWITCH_NAMES)}] or a dict, "
+        f"got {type(neuron_config).__name__}"
+    )
 
 
 def parse_switches(neuron_config: Any) -> Switches:
     """``[input_accum, rev_volt, fire_refrac, spike_init, trig_current, memb_decay]`` (a
     sequence, or a dict by name, missing names 0) -> checked ``Switches``."""
-    if neuron_config is None:
-        return Switches()
-    if isinstance(neuron_config, Mapping):
-        unknown = sorted(set(neuron_config) - set(SWITCH_NAMES))
-        if unknown:
-            raise BidlError(f"LifPlus: unknown neuron_config key(s) {unknown}; use {SWITCH_NAMES}")
-        values = [neuron_config.get(name, 0) for name in SWITCH_NAMES]
-    elif isinstance(neuron_config, Sequence) and not isinstance(neuron_config, str):
-        values = list(neuron_config)
-        if len(values) != len(SWITCH_NAMES):
-            raise BidlError(
-                f"LifPlus: neuron_config needs {len(SWITCH_NAMES)} values "
-                f"[{', '.join(SWITCH_NAMES)}], got {len(values)}: {neuron_config!r}"
-            )
-    else:
-        raise BidlError(
-            f"LifPlus: neuron_config must be a list [{', '.join(SWITCH_NAMES)}] or a dict, "
-            f"got {type(neuron_config).__name__}"
-        )
     checked = []
-    for name, value in zip(SWITCH_NAMES, values, strict=True):
+    for name, value in zip(SWITCH_NAMES, _switch_values(neuron_config), strict=True):
         choices = SWITCH_CHOICES[name]
         if isinstance(value, bool):
             value = int(value)
@@ -129,186 +132,143 @@ def lifplus_state_names(neuron_config: Any = None) -> tuple[str, ...]:
 
 
 def lifplus_soma_names(neuron_config: Any = None) -> tuple[str, ...]:
-    """The extra soma parameters (beyond alpha, beta, theta, v_0) these switches use."""
+    """The soma parameters these switches use, in BIDL's order of construction (the order
+    of its random draws, and of its state_dict)."""
     s = parse_switches(neuron_config)
-    names = []
-    if s.input_accum in (1, 2):
-        names.append("epsilon")
-    if s.rev_volt:
-        names.append("v_g")
-    if s.fire_refrac == 2:
-        names += ["epsilon_r", "v_rr", "q_r", "v_ar"]
-    if s.has_adaptation:
-        names += ["epsilon_w", "b"]
-    if s.spike_init == 1:
-        names += ["v_theta", "delta_t"]
-    if s.spike_init == 2:
-        names.append("v_c")
-    if s.trig_current == 2:
-        names += ["a", "v_w"]
-    if s.memb_decay == 2:
-        names.append("v_leak")
-    if s.spike_init in (1, 2) or s.trig_current == 2 or s.memb_decay == 1:
-        names.append("tau_recip")
+    names = ["epsilon"] if s.input_accum in (1, 2) else []
+    names += ["v_g"] if s.rev_volt else []
+    names += ["tau_recip", "v_0"]
+    names += ["epsilon_r", "v_rr", "v_ar", "q_r"] if s.fire_refrac == 2 else []
+    names += ["epsilon_w", "b"] if s.has_adaptation else []
+    names += ["theta"] if s.spike_init != 2 else []
+    names += {0: [], 1: ["v_theta", "delta_t"], 2: ["v_theta", "v_c"]}[s.spike_init]
+    names += ["a", "v_w"] if s.trig_current == 2 else []
+    names += {0: ["alpha", "beta"], 1: [], 2: ["v_leak"]}[s.memb_decay]
     return tuple(names)
 
 
-@NEURONS.register_module(name=["lifplus", "LifPlus"])
-class LifPlus(Lif):
-    r"""LIF with switchable input, refractoriness, spike initiation, adaptation and decay.
+def _rand(shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.rand(shape)
 
-    ``neuron_config = [input_accum, rev_volt, fire_refrac, spike_init, trig_current,
-    memb_decay]``; all 0 gives exactly ``Lif``. One timestep (``tau`` is ``tau_recip``,
-    ``e`` Euler's number, ``v = v_{t-1}`` the previous membrane state):
+
+_CELL_OPTIONS = tuple(inspect.signature(SpikingCell.__init__).parameters)[1:]
+
+
+def _split_arguments(
+    neuron_config: Any, kwargs: dict[str, Any]
+) -> tuple[Switches, dict[str, Any], dict[str, Any]]:
+    """(switches, cell options, soma values) from LifPlus's keyword arguments; the
+    switches come from ``neuron_config`` or from BIDL's six keywords, not both."""
+    given = {name: kwargs.pop(name) for name in SWITCH_NAMES if name in kwargs}
+    if given and neuron_config is not None:
+        raise BidlError(
+            f"LifPlus: got neuron_config={neuron_config!r} and the switch keyword(s) "
+            f"{sorted(given)}; give the six switches one way"
+        )
+    switches = parse_switches(given if given else neuron_config)
+    options = {key: kwargs.pop(key) for key in _CELL_OPTIONS if key in kwargs}
+    unknown = sorted(set(kwargs) - set(SOMA_DEFAULTS))
+    if unknown:
+        raise BidlError(
+            f"LifPlus: unknown soma parameter(s) {unknown}; LIF+ takes "
+            f"{', '.join(SOMA_DEFAULTS)} and the options {', '.join(_CELL_OPTIONS)}"
+        )
+    unused = sorted(set(kwargs) - set(lifplus_soma_names(switches)))
+    if unused:
+        raise BidlError(
+            f"LifPlus(neuron_config={list(switches)}): soma parameter(s) {unused} are not "
+            f"used by these switches (they use {', '.join(lifplus_soma_names(switches))})"
+        )
+    return switches, options, kwargs
+
+
+@NEURONS.register_module(name=["lifplus", "LifPlus"])
+class LifPlus(SpikingCell):
+    r"""LIF with switchable input, refractoriness, spike initiation, adaptation and decay,
+    computing what BIDL's ``layers.lifplus.LifPlus`` computes.
+
+    The switches are ``neuron_config = [input_accum, rev_volt, fire_refrac, spike_init,
+    trig_current, memb_decay]`` or BIDL's six keywords of those names. One timestep, from
+    the previous states (``tau`` is ``tau_recip``, ``e`` Euler's number; each line is one
+    function of ``lif_plus_dynamics``):
 
     .. code-block:: text
 
-        I  = x_t                                            input_accum 0  CUB
-        g  = (1-epsilon) g + x_t;  I = g                    input_accum 1  COBE
-        y  = (1-epsilon) y + x_t
-        g  = (1-epsilon) g + e*epsilon*y;  I = g            input_accum 2  COBA
-        I  = I * (v_g - v)                                  rev_volt 1
-        I  = 0 where cnt > 0;  cnt = max(cnt-1, 0)          fire_refrac 1  absolute
-        r  = (1-epsilon_r) r;  R = r * (v_rr - v)           fire_refrac 2  relative (else R=0)
-        w  = (1-epsilon_w) w                                trig_current 1 (and fire_refrac 2)
-        w  = (1-epsilon_w) w + tau*a*(v - v_w)              trig_current 2 subthreshold
-        W  = w * (v_ar - v) if fire_refrac 2 else -w        (0 without w)
-        F  = 0                                              spike_init 0   naive
-        F  = tau * delta_t * exp((v - v_theta) / delta_t)   spike_init 1   exponential
-        F  = tau * (v - v_0) * (v - v_c)                    spike_init 2   quadratic
-        v' = v + I + F + R + W                              integrate
-        v' = norm(v') (+ noise in training)                 as Lif
-        s  = spike_fn(v' - theta)                           fire
-        v''= s*v_0 + (1-s)*v'                               reset
-        cnt= s*refractory_steps + (1-s)*cnt;  r = r + s*q_r;  w = w + s*b
-        v_t= alpha*v'' + beta                               memb_decay 0   naive
-        v_t= v'' + tau*(v_0 - v'')                          memb_decay 1   exponential
-        v_t= v'' - v_leak                                   memb_decay 2   linear
+        I = x                                             input_accum 0  CUB
+        g = (1-epsilon) g + x;  I = g                     input_accum 1  COBE
+        y = (1-epsilon) y + x;  g = (1-epsilon) g + e epsilon y;  I = g    2  COBA
+        fact2 = (v_g - v) I  if rev_volt, else I
+        fire_refrac 1: fact2 = 0 where cnt > 0;  cnt = max(cnt - 1, 0)
+        fire_refrac 2: r = (1-epsilon_r) r;  w = (1-epsilon_w) w;
+                       fact4 = r (v_rr - v) + w (v_ar - v)          (else fact4 = 0)
+        spike_init 0: thr = theta;    fact3 = v_0 - v
+        spike_init 1: thr = v_theta;  fact3 = v_0 - v + delta_t exp((v - theta) - delta_t)
+        spike_init 2: thr = v_theta;  fact3 = (v_0 - v) (v_c - v)
+        trig_current 1: w = (1-epsilon_w) w;               fact4 += w
+        trig_current 2: w = (1-epsilon_w) w + tau a (v - v_w);  fact4 += w
+        u  = x + tau (fact2 + fact3) + fact4;  u = norm(u)         integrate
+        s  = spike_fn(u - thr);  u'' = s v_0 + (1-s) u              fire, reset
+        cnt = 10 (refractory_steps) where s;  r -= q_r where s;  w -= b where s
+        v_t = alpha u'' + beta                     memb_decay 0
+        v_t = tau (fact2 + fact3) + fact4          memb_decay 1  (no reset)
+        v_t = v + fact2 - v_leak + fact4           memb_decay 2  (no reset)
 
-    States (``state_names``, from the switches): ``v`` always, ``g`` (1|2), ``y`` (2),
-    ``cnt`` (absolute), ``r`` (relative), ``w`` (adaptive/subthreshold/relative). As in
-    BIDL, ``g``, ``y`` and ``r`` start at 1, the others at 0. Soma parameters beyond
-    Lif's are registered only when a switch uses them (defaults: ``EXTRA_SOMA_DEFAULTS``);
-    ``soma_params``, ``learn``, ``mode``, ``memb_mode``, ``noise``, ``norm`` are Lif's.
-    Analog outputs (``memb_mode`` 0-3) are ``v'``, ``v' - theta``, ``v''``, ``v_t``.
+    Analog outputs (``memb_mode`` 0-3) are ``u``, ``u - thr``, ``u''``, ``v_t``. States
+    (``state_names``, from the switches): ``v`` always, ``g`` (1|2), ``y`` (2), ``cnt``
+    (absolute), ``r`` (relative), ``w`` (adaptive/subthreshold/relative); ``g``, ``y``,
+    ``r`` start at 1, the others at 0. Soma parameters: only those the switches use
+    (``lifplus_soma_names``), keyword arguments defaulting to ``SOMA_DEFAULTS``; an unset
+    one is drawn from ``torch.rand`` at construction in BIDL's order, so a seed gives
+    BIDL's values. All switches 0 is not ``Lif``: the input enters as
+    ``x + tau (x + v_0 - v)``. Training noise (``noise``) perturbs only the previous ``v``
+    that memb_decay 2 reads. The other keywords (``mode``, ``memb_mode``, ``soma_params``,
+    ``learn``, ``noise``, ``spike_func``, ...) are ``SpikingCell``'s.
     """
 
     state_init = {"g": 1.0, "y": 1.0, "r": 1.0}
+    #: the analog output BIDL's LIF+ layers default to (``Conv2dLifPlus``, ``FcLifPlus``)
+    layer_memb_mode = (0, "tanh")
 
     def __init__(
         self,
         norm: nn.Module | None = None,
         neuron_config: Any = None,
         refractory_steps: int = 10,
-        mode: str = "spike",
-        memb_mode: Sequence[Any] = (0, None),
-        soma_params: str = "all_share",
-        input_channels: int | None = None,
-        channel_dim: int = 1,
-        alpha: float = 0.3,
-        beta: float = 0.0,
-        theta: float = 0.5,
-        v_0: float = 0.0,
-        learn: bool = False,
-        noise: float = 0.0,
-        spike_func: Any = None,
-        **soma: Any,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            norm=norm,
-            mode=mode,
-            memb_mode=memb_mode,
-            soma_params=soma_params,
-            input_channels=input_channels,
-            channel_dim=channel_dim,
-            alpha=alpha,
-            beta=beta,
-            theta=theta,
-            v_0=v_0,
-            learn=learn,
-            noise=noise,
-            spike_func=spike_func,
-        )
-        unknown = sorted(set(soma) - set(EXTRA_SOMA_DEFAULTS))
-        if unknown:
-            raise BidlError(
-                f"LifPlus: unknown soma parameter(s) {unknown}; LIF+ takes alpha, beta, theta, "
-                f"v_0 and {', '.join(EXTRA_SOMA_DEFAULTS)}"
-            )
+        switches, options, soma = _split_arguments(neuron_config, dict(kwargs))
+        super().__init__(norm=norm, **options)
         if isinstance(refractory_steps, bool) or not isinstance(refractory_steps, int):
             raise BidlError(f"LifPlus: refractory_steps must be an int, got {refractory_steps!r}")
-        self.switches = parse_switches(neuron_config)
+        self.switches = switches
         self.refractory_steps = refractory_steps
-        self.state_names = lifplus_state_names(self.switches)
-        self.soma_names = lifplus_soma_names(self.switches)
-        for key in self.soma_names:
-            tensor = self._soma_tensor(key, soma.get(key, EXTRA_SOMA_DEFAULTS[key]))
-            if self.learn:
-                setattr(self, key, nn.Parameter(tensor))
-            else:
-                self.register_buffer(key, tensor)
+        self.state_names = lifplus_state_names(switches)
+        for key in lifplus_soma_names(switches):
+            self.register_soma(key, soma.get(key, SOMA_DEFAULTS[key]), _rand)
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         self._check_input(x)
-        s, p = self.switches, lambda key: self._soma(key, x)
-        v = state["v"]
-        new: State = {}
-        current = x
-        if s.input_accum == 1:
-            current = new["g"] = (1.0 - p("epsilon")) * state["g"] + x
-        elif s.input_accum == 2:
-            decay = 1.0 - p("epsilon")
-            new["y"] = decay * state["y"] + x
-            current = new["g"] = decay * state["g"] + math.e * p("epsilon") * new["y"]
-        if s.rev_volt:
-            current = current * (p("v_g") - v)
-        if s.fire_refrac == 1:
-            current = torch.where(state["cnt"] > 0, torch.zeros_like(current), current)
-            counter = (state["cnt"] - 1.0).clamp(min=0.0)
-        drive = v + current
-        if s.fire_refrac == 2:
-            refractory = (1.0 - p("epsilon_r")) * state["r"]
-            drive = drive + refractory * (p("v_rr") - v)
-        if s.has_adaptation:
-            adaptation = (1.0 - p("epsilon_w")) * state["w"]
-            if s.trig_current == 2:
-                adaptation = adaptation + p("tau_recip") * p("a") * (v - p("v_w"))
-            effect = adaptation * (p("v_ar") - v) if s.fire_refrac == 2 else -adaptation
-            drive = drive + effect
-        if s.spike_init == 1:
-            sharpness = p("delta_t")
-            drive = drive + p("tau_recip") * sharpness * torch.exp((v - p("v_theta")) / sharpness)
-        elif s.spike_init == 2:
-            drive = drive + p("tau_recip") * (v - p("v_0")) * (v - p("v_c"))
+        s, v = self.switches, state["v"]
 
-        v_int = self.norm(drive) if self.norm is not None else drive  # homeostasis
-        if self.training and self.noise > 0 and v_int.numel() > 1:
-            v_int = v_int + self.noise * v_int.detach().std() * torch.randn_like(v_int)
-        v_minus_theta = v_int - p("theta")
-        spike = self.spike_fn(v_minus_theta)
-        v_reset = spike * p("v_0") + (1.0 - spike) * v_int
+        def p(key: str) -> torch.Tensor:
+            return self._soma(key, x)
 
-        if s.fire_refrac == 1:
-            new["cnt"] = spike * float(self.refractory_steps) + (1.0 - spike) * counter
-        if s.fire_refrac == 2:
-            new["r"] = refractory + spike * p("q_r")
-        if s.has_adaptation:
-            new["w"] = adaptation + spike * p("b")
-        if s.memb_decay == 0:
-            v_new = p("alpha") * v_reset + p("beta")
-        elif s.memb_decay == 1:
-            v_new = v_reset + p("tau_recip") * (p("v_0") - v_reset)
-        else:
-            v_new = v_reset - p("v_leak")
-        new["v"] = v_new
-
-        if self.mode == "spike":
-            out = spike
-        else:
-            out = (v_int, v_minus_theta, v_reset, v_new)[self._memb_index]
-            if self._activation is not None:
-                out = self._activation(out)
-        return out, {name: new[name] for name in self.state_names}
+        states = dict(state)
+        fact2 = reverse_voltage(s.rev_volt, p, accumulate_input(s.input_accum, p, x, states), v)
+        fact2, fact4 = refractory(s.fire_refrac, p, fact2, v, states)
+        threshold, fact3 = spike_initiation(s.spike_init, p, v)
+        fact4 = triggered_current(s.trig_current, p, v, fact4, states)
+        u = x + p("tau_recip") * (fact2 + fact3) + fact4
+        if self.norm is not None:
+            u = self.norm(u)  # homeostasis on the integrated input
+        u_minus_threshold = u - threshold
+        spike = self.spike_fn(u_minus_threshold)
+        reset = spike * p("v_0") + (1.0 - spike) * u
+        after_spike(s, p, spike, states, self.refractory_steps)
+        last_v = self._noisy(v) if s.memb_decay == 2 else v  # the only reader of the noise
+        states["v"] = membrane_decay(s.memb_decay, p, reset, fact2, fact3, fact4, last_v)
+        out = self._output(spike, u, u_minus_threshold, reset, states["v"])
+        return out, {name: states[name] for name in self.state_names}
 
     def extra_repr(self) -> str:
         return f"neuron_config={list(self.switches)}, " + super().extra_repr()
