@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from bidl.layers import Conv2dLif, FcLif, Lif1d, Lif2d, SpikingLayer, TemporalAggregation
+from bidl.layers import (
+    Conv2dLif,
+    Conv2dLifPlus,
+    FcLif,
+    FcLifPlus,
+    Lif1d,
+    Lif2d,
+    SpikingLayer,
+    TemporalAggregation,
+)
 from bidl.neurons import Lif, StatefulCell, reset_states, set_step_mode, stateful_cells
 from bidl.registry import BidlError
 
@@ -53,6 +62,23 @@ CASES = {
         2.0,
     ),
     "fc-nonorm": (lambda: FcLif(10, 6, bias=False, norm=False), (B, 10), 2.0),
+    "conv-current-norm-pool-before": (
+        lambda: Conv2dLif(2, 4, 3, padding=1, norm="current", pool=2, pool_position="before"),
+        (B, 2, 8, 8),
+        2.0,
+    ),
+    "conv-bidl-mp-norm_state0-analog": (
+        lambda: Conv2dLif(2, 4, 3, padding=1, norm_state=False, mp=True, mode="analog"),
+        (B, 2, 8, 8),
+        2.0,
+    ),
+    "fc-current-norm": (lambda: FcLif(10, 6, norm="current"), (B, 10), 2.0),
+    "conv-lifplus": (lambda: Conv2dLifPlus(2, 4, 3, padding=1, input_accum=1), (B, 2, 8, 8), 2.0),
+    "fc-lifplus-analog": (
+        lambda: FcLifPlus(10, 6, neuron_config=[2, 1, 1, 0, 1, 0], mode="analog"),
+        (B, 10),
+        2.0,
+    ),
 }
 
 
@@ -177,6 +203,65 @@ def test_layers_are_what_they_say():
     assert Lif2d(3, norm=False).norm is None
     assert isinstance(Lif1d(3).norm, nn.BatchNorm1d)
     assert isinstance(Lif1d(3), StatefulCell)
+
+
+def test_norm_and_pool_placement_and_bidls_keywords():
+    # BIDL's Conv2dLif: mp pools the conv output before BN and cell; norm_state=False puts
+    # the BN on the input current
+    bidl = Conv2dLif(2, 4, 3, norm_state=False, mp=True)
+    assert bidl.norm_mode == "current" and isinstance(bidl.norm, nn.BatchNorm2d)
+    assert bidl.neuron.norm is None and bidl.pool_position == "before"
+    assert bidl.pool.kernel_size == 2 and bidl.pool.stride == 2
+    assert list(bidl.state_dict())[:7] == [
+        "conv.weight",
+        "conv.bias",
+        "norm.weight",
+        "norm.bias",
+        "norm.running_mean",
+        "norm.running_var",
+        "norm.num_batches_tracked",
+    ]
+    assert Conv2dLif(2, 4, 3, norm_state=True).norm_mode == "state"
+    assert Conv2dLif(2, 4, 3, norm=None).norm_mode is None
+    # FcLif and the LIF+ layers have no batch norm at all with norm_state=False
+    for layer in (
+        FcLif(3, 4, norm_state=False),
+        FcLifPlus(3, 4, norm_state=False),
+        Conv2dLifPlus(2, 4, 3, norm_state=False),
+    ):
+        assert layer.norm is None and layer.neuron.norm is None
+    # the cell sees the pooled resolution when pooling comes first
+    x = torch.randn(B, 2, 8, 8)
+    bidl(x)
+    assert bidl.neuron.state["v"].shape == (B, 4, 3, 3)
+    after = Conv2dLif(2, 4, 3, pool=2)
+    after(x)
+    assert after.neuron.state["v"].shape == (B, 4, 6, 6)
+
+
+def test_bidls_layer_defaults_for_analog_output_and_noise():
+    assert FcLif(3, 4).neuron.memb_mode == (0, "relu")
+    assert Conv2dLif(2, 4, 3, mode="analog").neuron.memb_mode == (0, "relu")
+    assert Lif2d(4).memb_mode == (0, "relu")
+    assert FcLifPlus(3, 4).neuron.memb_mode == (0, "tanh")
+    assert Conv2dLif(2, 4, 3, neuron="lifplus").neuron.memb_mode == (0, "tanh")
+    assert Conv2dLifPlus(2, 4, 3).neuron.noise == 1e-3 and FcLif(3, 4).neuron.noise == 0.0
+    assert FcLif(3, 4, memb_mode=(3, None)).neuron.memb_mode == (3, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        (dict(norm="membrane"), r"norm must be 'state' .*'current' .* or None"),
+        (dict(norm=None, norm_state=True), r"norm=None and norm_state=True disagree"),
+        (dict(pool_position="middle"), r"pool_position must be 'after' .* or 'before'"),
+        (dict(pool=2, mp=True), r"mp=True .* and pool=2 both ask for pooling"),
+        (dict(mp="yes"), r"mp must be True or False"),
+    ],
+)
+def test_norm_and_pool_errors(kwargs, pattern):
+    with pytest.raises(BidlError, match=pattern):
+        Conv2dLif(2, 4, 3, **kwargs)
 
 
 def test_neuron_kwargs_reach_the_neuron():

@@ -3,6 +3,12 @@ over a whole sequence, and the temporal aggregation of a network's outputs."""
 
 from .aggregation import AGGREGATION_MODES, TemporalAggregation
 from .base import Apply, SpikingLayer, apply_one_step
+from .bidl_keys import (
+    bidl_layer_key_map,
+    convert_bidl_layer_state,
+    load_bidl_layer_state,
+    rename_keys,
+)
 from .conv_lif import Conv2dLif
 from .fc_lif import FcLif
 from .lif_norm import ChannelNormCell, Lif1d, Lif2d
@@ -26,4 +32,8 @@ __all__ = [
     "SpikingLayer",
     "TemporalAggregation",
     "apply_one_step",
+    "bidl_layer_key_map",
+    "convert_bidl_layer_state",
+    "load_bidl_layer_state",
+    "rename_keys",
 ]
