@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import NamedTuple
+
+import torch
 
 from ...registry import BACKBONES
 
@@ -16,20 +17,35 @@ class BackboneSummary(NamedTuple):
     input_layout: str  # e.g. '[B, 10, 2, 128, 128]'
 
 
-@cache
-def _class_summary(cls: type) -> tuple[int, str]:
-    model = cls()  # the size does not depend on the loop mode or the neuron model
-    dims = ", ".join(str(s) for s in (model.timestep, *model.input_shape))
-    kind = " token ids" if model.input_kind == "tokens" else ""
-    return sum(p.numel() for p in model.parameters()), f"[B, {dims}]{kind}"
+#: factory defaults that say where the time loop runs, not what is built
+_LOOP_KEYS = ("use_inner_loop", "readout")
+
+
+_SUMMARIES: dict[tuple[type, str], tuple[int, str]] = {}
+
+
+def _summary(cls: type, settings: dict) -> tuple[int, str]:
+    """Parameters and input layout of ``cls(**settings)``, once per class and settings;
+    built on the meta device, so that no weights are allocated or initialised."""
+    key = (cls, repr(settings))
+    if key not in _SUMMARIES:
+        with torch.device("meta"):
+            model = cls(**settings)
+        dims = ", ".join(str(s) for s in (model.timestep, *model.input_shape))
+        kind = " token ids" if model.input_kind == "tokens" else ""
+        parameters = sum(p.numel() for p in model.parameters())
+        _SUMMARIES[key] = parameters, f"[B, {dims}]{kind}"
+    return _SUMMARIES[key]
 
 
 def summarize_backbone(name: str) -> BackboneSummary:
     """Describe backbone ``name`` as built with its defaults."""
     factory = BACKBONES.get(name)
     cls = getattr(factory, "backbone_class", factory)
-    inner = getattr(factory, "defaults", {}).get("use_inner_loop", False)
-    parameters, layout = _class_summary(cls)
+    defaults = getattr(factory, "defaults", {})
+    inner = defaults.get("use_inner_loop", False)
+    settings = {k: v for k, v in sorted(defaults.items()) if k not in _LOOP_KEYS}
+    parameters, layout = _summary(cls, settings)
     return BackboneSummary(name, cls.__name__, "IIM" if inner else "EIM", parameters, layout)
 
 

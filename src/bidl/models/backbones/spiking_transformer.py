@@ -1,0 +1,227 @@
+"""What the spiking transformers (Spikformer, Spike-driven Transformer v1 and v2) share.
+
+- ``papers_lif``: the LIF of their code (SpikingJelly's ``MultiStepLIFNode(tau=2,
+  v_reset=0)``) as a bidl ``Lif`` cell;
+- ``TransformerLayer``: a per-step layer written once as ``compute(x, apply)``, run one
+  step (EIM) or the whole sequence (IIM) alike;
+- token and head layouts, spiking self-attention's product, the patch-splitting stem's
+  layers and the readout (token mean, optionally a LIF, a linear classifier);
+- ``TransformerBackbone``: the ``SpikingBackbone`` they all are, with their input checks.
+
+Every tensor op here works on the trailing dims only (``[..., C, H, W]``), so one body
+serves a step ``[B, C, H, W]`` and a sequence ``[T, B, C, H, W]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...layers import SpikingLayer
+from ...neurons import Lif, Sigmoid, run_multi_step
+from ...registry import BidlError
+from .base import SpikingBackbone
+
+Apply = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return module(x)
+
+
+def papers_lif(tau: float = 2.0, v_threshold: float = 1.0, spike_func: Any = None) -> Lif:
+    """SpikingJelly's LIF (``H = V + (X - V) / tau``, fire at ``v_threshold``, hard reset
+    to 0) as bidl's ``Lif`` (``v' = x + v``, fire above ``theta``, ``v = alpha v''``).
+
+    With the membrane measured in units of ``tau`` times SpikingJelly's, the two are the
+    same neuron: ``alpha = 1 - 1/tau``, ``theta = tau * v_threshold``, and the surrogate
+    ``Sigmoid(4 / tau)`` gives SpikingJelly's default ``Sigmoid(alpha=4)`` gradient with
+    respect to the input. (bidl fires where ``v > theta``, SpikingJelly where ``>=``; and
+    its ``detach_reset`` has no counterpart: the reset passes gradient here.)
+    """
+    if not tau > 1:
+        raise BidlError(f"tau must be > 1 (the leak of SpikingJelly's LIF), got {tau!r}")
+    return Lif(
+        alpha=1.0 - 1.0 / tau,
+        beta=0.0,
+        theta=tau * v_threshold,
+        v_0=0.0,
+        spike_func=spike_func if spike_func is not None else Sigmoid(4.0 / tau),
+    )
+
+
+class TransformerLayer(SpikingLayer):
+    """A layer written once as ``compute(x, apply)``: ``apply(part, x)`` calls a part on one
+    step, or runs it over the sequence with ``run_multi_step`` (stateless parts fold time
+    into the batch, batch norm in training and the cells step through time)."""
+
+    def compute(self, x: torch.Tensor, apply: Apply) -> torch.Tensor:
+        raise NotImplementedError
+
+    def single_step(self, x: torch.Tensor) -> torch.Tensor:
+        return self.compute(x, _call)
+
+    def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return self.compute(x_seq, run_multi_step)
+
+
+def conv_bn(
+    cin: int, cout: int, kernel: int = 1, stride: int = 1, padding: int = 0, bias: bool = False
+) -> nn.Sequential:
+    """``Conv2d`` and ``BatchNorm2d``; a 1x1 one is the papers' per-token linear layer."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, padding, bias=bias), nn.BatchNorm2d(cout)
+    )
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[..., C, H, W]`` -> ``[..., heads, N, C // heads]`` (channels split head-major)."""
+    *lead, channels, height, width = x.shape
+    return x.reshape(*lead, heads, channels // heads, height * width).transpose(-1, -2)
+
+
+def merge_heads(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The inverse of ``split_heads``: ``[..., heads, N, d]`` -> ``[..., heads * d, H, W]``."""
+    *lead, heads, _, dim = x.shape
+    return x.transpose(-1, -2).reshape(*lead, heads * dim, height, width)
+
+
+def spiking_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float
+) -> torch.Tensor:
+    """``Q K^T V * scale`` per head, without softmax (Spikformer's SSA); ``[..., C, H, W]``.
+
+    Without softmax the product is associative: it runs as ``Q (K^T V)`` when the head
+    width is below the token count (linear in tokens) and as ``(Q K^T) V`` otherwise. On
+    spikes every partial sum is an integer, so both orders give the same numbers."""
+    height, width = q.shape[-2:]
+    q, k, v = (split_heads(t, heads) for t in (q, k, v))
+    tokens, dim = q.shape[-2:]
+    out = q @ (k.transpose(-1, -2) @ v) if dim < tokens else (q @ k.transpose(-1, -2)) @ v
+    return merge_heads(out * scale, height, width)
+
+
+def check_heads(owner: str, dim: int, heads: int) -> None:
+    if heads < 1 or dim % heads:
+        raise BidlError(f"{owner}: the width {dim} must divide into num_heads={heads} heads")
+
+
+def parse_pooling(owner: str, pooling_stat: str) -> tuple[bool, bool, bool, bool]:
+    """The patch-splitting stem's pooling switches: 4 characters of '0'/'1' (SDT's
+    ``pooling_stat``), one per conv stage; a '1' halves the resolution there."""
+    if (
+        not isinstance(pooling_stat, str)
+        or len(pooling_stat) != 4
+        or set(pooling_stat) - {"0", "1"}
+    ):
+        raise BidlError(
+            f"{owner}: pooling_stat must be 4 characters of '0'/'1' (one per stem stage, '1' "
+            f"max-pools by 2 there), e.g. '1111' for 128x128 or 224x224 input, '0011' for "
+            f"32x32; got {pooling_stat!r}"
+        )
+    return tuple(c == "1" for c in pooling_stat)  # type: ignore[return-value]
+
+
+class PatchSplitting(TransformerLayer):
+    """The layers of the spiking patch-splitting stem (SPS): four 3x3 conv + BN + LIF
+    stages widening to ``embed_dim`` (``/8, /4, /2, 1``), each optionally max-pooled by 2
+    (3x3, stride 2), and a 3x3 relative-position conv + BN (+ LIF). Names follow the
+    papers' code (``proj_conv``, ``proj_bn1``, ``rpe_conv``, ...); ``compute`` is the
+    variant's."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dim: int,
+        pooling_stat: str,
+        lif: Callable[..., nn.Module],
+        rpe_lif: bool,
+    ) -> None:
+        super().__init__()
+        self.pools = parse_pooling(type(self).__name__, pooling_stat)
+        widths = [in_channels, embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim]
+        for i in range(4):
+            suffix = str(i) if i else ""
+            self.add_module(f"proj_conv{suffix}", _conv3x3(widths[i], widths[i + 1]))
+            self.add_module(f"proj_bn{suffix}", nn.BatchNorm2d(widths[i + 1]))
+            self.add_module(f"proj_lif{suffix}", lif())
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.rpe_conv = _conv3x3(embed_dim, embed_dim)
+        self.rpe_bn = nn.BatchNorm2d(embed_dim)
+        self.rpe_lif = lif() if rpe_lif else None
+
+    def stage(self, i: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+        suffix = str(i) if i else ""
+        return (
+            getattr(self, f"proj_conv{suffix}"),
+            getattr(self, f"proj_bn{suffix}"),
+            getattr(self, f"proj_lif{suffix}"),
+        )
+
+    @staticmethod
+    def output_size(size: int, pooling_stat: str) -> int:
+        for pool in pooling_stat:
+            if pool == "1":
+                size = (size - 1) // 2 + 1  # MaxPool2d(3, 2, padding=1)
+        return size
+
+
+def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+
+
+def readout(dim: int, nclass: int, lif: nn.Module | None) -> nn.Sequential:
+    """The classification head at each step: the mean over tokens, optionally a LIF (the
+    Spike-driven Transformers), a linear layer; its outputs are averaged over time."""
+    parts: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if lif is not None:
+        parts.append(lif)
+    parts.append(nn.Linear(dim, nclass))
+    return nn.Sequential(*parts)
+
+
+def init_weights(model: nn.Module, conv: bool = False) -> None:
+    """The papers' initialisation: truncated normal (std 0.02) linear weights, zero biases;
+    with ``conv`` (the Spike-driven Transformer) the convolutions too."""
+    kinds = (nn.Linear, nn.Conv2d) if conv else (nn.Linear,)
+    for module in model.modules():
+        if isinstance(module, kinds):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+class TransformerBackbone(SpikingBackbone):
+    """The shared frame: input ``[B, T, C, H, W]``, the papers' LIF, the checks of the
+    sizes (``embed_dim`` divisible into heads and by 8)."""
+
+    def __init__(
+        self,
+        timestep: int,
+        input_channels: int,
+        h: int,
+        w: int,
+        amode: str,
+        use_inner_loop: bool,
+        tau: float,
+        spike_func: Any,
+    ) -> None:
+        super().__init__((input_channels, h, w), timestep, amode, use_inner_loop)
+        papers_lif(tau)  # checks tau once, with a clear message
+        self.tau = tau
+        self.spike_func = spike_func
+
+    def lif(self, v_threshold: float = 1.0) -> Lif:
+        return papers_lif(self.tau, v_threshold, self.spike_func)
+
+    def check_dims(self, dims: Sequence[int], heads: int, multiple: int = 1) -> None:
+        name = type(self).__name__
+        for dim in dims:
+            if dim < 1 or dim % multiple:
+                raise BidlError(
+                    f"{name}: every width must be a positive multiple of {multiple}, got {dim}"
+                )
+        check_heads(name, dims[-1], heads)

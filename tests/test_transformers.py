@@ -1,0 +1,178 @@
+"""Spiking transformers: Spikformer, the Spike-driven Transformer v1 and v2 (Meta-SpikeFormer).
+Parameter counts against the papers' tables (and BIDL's application code), EIM = IIM in
+training and eval, the attention forms, the compiled step graph against PyTorch eval."""
+
+import pytest
+import torch
+from torch import nn
+
+from bidl.models.backbones.sdt_v2 import BnPad
+from bidl.models.backbones.spiking_transformer import papers_lif, spiking_attention
+from bidl.registry import BACKBONES, BidlError, build
+
+# small enough to run in a fraction of a second; every block kind is in each
+TINY = {
+    "spikformer_tiny": dict(h=16, w=16, timestep=3, pooling_stat="0011"),
+    "sdt_tiny": dict(h=16, w=16, timestep=3, pooling_stat="0011"),
+    "metaspikformer_tiny": dict(h=24, w=24, timestep=3, embed_dims=(8, 16, 16, 16)),
+}
+
+
+def count(name: str, **kwargs) -> int:
+    with torch.device("meta"):  # counted without allocating (the largest hold 124 M)
+        model = build(dict(type=name, **kwargs), BACKBONES)
+    return sum(p.numel() for p in model.parameters())
+
+
+# Spikformer (ICLR 2023), Table 1 (ImageNet) and Tables 3-4 (CIFAR, neuromorphic), in
+# millions as printed; the exact counts are those of the authors' code, module for module.
+SPIKFORMER_TABLE = [
+    ("spikformer_8_384", "16.81", 16_816_024),
+    ("spikformer_6_512", "23.37", 23_373_352),
+    ("spikformer_8_512", "29.68", 29_689_384),
+    ("spikformer_10_512", "36.01", 36_005_416),
+    ("spikformer_8_768", "66.34", 66_338_632),
+    ("spikformer_4_384", "9.32", 9_324_730),  # CIFAR-10: Q, K, V with biases
+    ("spikformer_2_256", "2.57", 2_566_666),  # CIFAR10-DVS
+]
+# Spike-driven Transformer (NeurIPS 2023), Table 2 (ImageNet) and Table 4 (CIFAR10-DVS and
+# DVS128 Gesture: 2-256, 2.57 M); the talking-heads conv that its code builds and never
+# runs is not built, so not counted.
+SDT_TABLE = [
+    ("sdt_8_384", "16.81", 16_816_024),
+    ("sdt_6_512", "23.37", 23_373_352),
+    ("sdt_8_512", "29.68", 29_689_384),
+    ("sdt_10_512", "36.01", 36_005_416),
+    ("sdt_8_768", "66.34", 66_338_632),
+    ("sdt_2_256", "2.57", 2_566_923),  # 11 gestures
+]
+# Meta-SpikeFormer (ICLR 2024), Table 2: 31.3 M and 55.4 M; exact counts of BIDL's
+# applications/classification/image/spikeformerv2 (metaspikformer_8_384 / _8_512 / _8_768)
+META_TABLE = [
+    ("metaspikformer_8_384", "31.3", 31_333_864),
+    ("metaspikformer_8_512", "55.4", 55_350_248),
+    ("metaspikformer_8_768", None, 123_741_160),
+]
+
+
+@pytest.mark.parametrize("name,millions,exact", SPIKFORMER_TABLE + SDT_TABLE + META_TABLE)
+def test_parameter_counts_equal_the_published_ones(name, millions, exact):
+    params = count(name)
+    assert params == exact
+    if millions is not None:  # as printed: within one unit of the last digit (the papers
+        # round some figures and cut others: 29,689,384 is printed 29.68)
+        unit = 10.0 ** -len(millions.split(".")[1])
+        assert abs(params / 1e6 - float(millions)) < unit
+
+
+def test_spikformer_on_cifar10_dvs_in_the_papers_layout_has_its_257_m():
+    assert count("spikformer_2_256", nclass=10) == 2_566_666
+    assert count("sdt_2_256", nclass=10, h=64, w=64, pooling_stat="0011") == 2_566_666
+
+
+def make_pair(name, **kwargs):
+    torch.manual_seed(0)
+    outer = build(dict(type=name, **TINY[name], use_inner_loop=False, **kwargs), BACKBONES)
+    inner = build(dict(type=name, **TINY[name], use_inner_loop=True, **kwargs), BACKBONES)
+    inner.load_state_dict(outer.state_dict())
+    return outer, inner
+
+
+def spikes(model, batch=2):
+    return model.example_input(batch=batch, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("name", list(TINY))
+def test_eim_and_iim_give_the_same_logits_gradients_and_statistics(name, training):
+    outer, inner = make_pair(name)
+    outer.train(training), inner.train(training)
+    x = spikes(outer)
+    y_outer, y_inner = outer(x), inner(x)
+    assert y_outer.shape == (2, outer.head[-1].out_features)
+    assert (y_outer - y_inner).abs().max().item() <= 1e-5
+    y_outer.square().sum().backward()
+    y_inner.square().sum().backward()
+    scale = max(p.grad.abs().max().item() for p in outer.parameters())
+    for (key, p_outer), p_inner in zip(outer.named_parameters(), inner.parameters(), strict=True):
+        assert (p_outer.grad - p_inner.grad).abs().max().item() <= 1e-5 * scale, key
+    for (key, b_outer), b_inner in zip(outer.named_buffers(), inner.buffers(), strict=True):
+        assert torch.allclose(b_outer.float(), b_inner.float(), atol=1e-6), key
+
+
+def test_the_network_spikes_and_each_forward_starts_afresh():
+    model = build(dict(type="spikformer_tiny", **TINY["spikformer_tiny"]), BACKBONES)
+    rates = []
+    model.stem.proj_lif.register_forward_hook(lambda m, i, o: rates.append(o.mean().item()))
+    x = spikes(model)
+    assert min(rates + [model(x).var().item()]) > 0 and max(rates) < 1
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_papers_lif_is_spikingjellys_lif_with_tau_2():
+    # SpikingJelly: H = V + (X - V) / 2, spike when H >= 1, then V = 0 where it fired
+    torch.manual_seed(0)
+    xs = torch.rand(20, 5) * 3
+    cell, v, expected = papers_lif(2.0), torch.zeros(5), []
+    for x in xs:
+        h = v + (x - v) / 2
+        spike = (h > 1).float()  # bidl fires strictly above threshold
+        v = h * (1 - spike)
+        expected.append(spike)
+    got = torch.stack([cell(x) for x in xs])
+    assert torch.equal(got, torch.stack(expected)) and got.sum() > 0
+
+
+def test_attention_gives_the_same_numbers_in_either_order():
+    torch.manual_seed(0)
+    q, k, v = ((torch.rand(2, 32, 4, 4) < 0.3).float() for _ in range(3))  # 16 tokens
+    wide = spiking_attention(q, k, v, heads=1, scale=0.125)  # d=32 >= N: (Q K^T) V
+    narrow = spiking_attention(q, k, v, heads=4, scale=0.125)  # d=8 < N: Q (K^T V)
+    for heads, got in ((1, wide), (4, narrow)):
+        qh, kh, vh = (t.reshape(2, heads, 32 // heads, 16).transpose(-1, -2) for t in (q, k, v))
+        ref = (qh @ kh.transpose(-1, -2) @ vh * 0.125).transpose(-1, -2).reshape(2, 32, 4, 4)
+        assert torch.equal(got, ref)
+
+
+def test_bn_pad_equals_zero_padding_before_the_norm_in_eval():
+    torch.manual_seed(0)
+    norm = BnPad(3).eval()
+    norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2)
+    nn.init.uniform_(norm.weight), nn.init.uniform_(norm.bias)
+    x = torch.randn(2, 3, 5, 5)
+    padded = nn.functional.batch_norm(
+        nn.functional.pad(x, (1, 1, 1, 1)),
+        norm.running_mean,
+        norm.running_var,
+        norm.weight,
+        norm.bias,
+        eps=norm.eps,
+    )
+    assert torch.allclose(norm(x), padded, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(pooling_stat="111"), "pooling_stat must be 4 characters of '0'/'1'"),
+        (dict(embed_dim=64, num_heads=5), "the width 64 must divide into num_heads=5 heads"),
+        (dict(embed_dim=20), "every width must be a positive multiple of 8, got 20"),
+        (dict(tau=1.0), "tau must be > 1"),
+    ],
+)
+def test_bad_sizes_are_refused_with_a_clear_message(kwargs, message):
+    with pytest.raises(BidlError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build(dict(type="spikformer_tiny", **kwargs), BACKBONES)
+
+
+def test_segments_of_a_transformer_chain_to_the_whole_model():
+    kwargs = dict(TINY["metaspikformer_tiny"], type="metaspikformer_tiny")
+    torch.manual_seed(0)
+    whole = build(kwargs, BACKBONES).eval()
+    first = build(dict(kwargs, split=[0, 6]), BACKBONES).eval()
+    second = build(dict(kwargs, split=[6, len(whole.body)]), BACKBONES).eval()
+    for segment in (first, second):
+        segment.load_state_dict(segment.segment_state_dict(whole.state_dict()))
+    x = spikes(whole)
+    assert torch.allclose(second(first(x)), whole(x), atol=1e-6)
