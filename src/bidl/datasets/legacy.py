@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import fileio
 from ..registry import BidlError
+from .bounded import check_npz_limits
 
 
 def read_bidl_pickle(path: str | Path, allow_pickle: bool = False) -> dict:
@@ -82,6 +83,8 @@ def legacy_infos(data: dict) -> list[dict]:
 
 def read_bidl_npz(path: str | Path) -> dict:
     """A converted file's ``dats`` (``[N, L]`` uint8), ``lbls`` and ``shape``."""
+    if Path(path).is_file():
+        check_npz_limits(path)  # declared sizes its bytes can back, before np.load allocates
     try:
         with np.load(path, allow_pickle=False) as data:
             raw = {"dats": list(data["dats"]), "lbls": data["lbls"], "shape": data["shape"]}

@@ -125,6 +125,11 @@ def read_manifest(folder: str | os.PathLike) -> dict:
             f"artifact folder {str(folder)!r} does not exist; compile one with "
             f"`bidl compile CONFIG --checkpoint CKPT --out {folder}`"
         )
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ArtifactError(
+            f"{path}: a link or not a regular file; an artifact holds only its own files. "
+            f"Recompile the artifact."
+        )
     if not path.is_file():
         raise ArtifactError(
             f"{str(folder)!r} has no {MANIFEST}: it is not a compiled artifact, or its "
@@ -212,9 +217,20 @@ def _check_entries(path: Path, manifest: dict) -> None:
 
 
 def verify_files(folder: Path, manifest: dict) -> None:
-    """Every file the manifest lists exists and has the hash it was written with."""
+    """Every file the manifest lists exists, is a regular file (no link) and has the hash
+    it was written with; the graph is one of them."""
+    if manifest["graph"] not in manifest["files"]:
+        raise ArtifactError(
+            f"{folder / MANIFEST}: the graph {manifest['graph']!r} is not among the hashed "
+            f"files; the manifest is damaged or was edited. Recompile the artifact."
+        )
     for name, expected in manifest["files"].items():
         path = artifact_file(folder, name)
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise ArtifactError(
+                f"{path}: a link or not a regular file; an artifact holds only its own files "
+                f"(a link could point anywhere). Recompile the artifact."
+            )
         if not path.is_file():
             raise ArtifactError(f"{str(folder)!r}: {name} is missing; recompile the artifact")
         if file_sha256(path) != expected:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import MAX_EVENTS, check_npz_limits, header_line
 from . import aedat4, hdf5, prophesee_dat, prophesee_raw
 from .chunking import check_chunking, rechunk
 from .records import (
@@ -75,7 +76,7 @@ def read_aedat_header(path: str | Path) -> tuple[str, int]:
     offset = 0
     with open(path, "rb") as handle:
         while True:
-            line = handle.readline()
+            line = header_line(handle, path, offset, EventFileError)
             if not line.startswith(b"#"):
                 break
             offset += len(line)
@@ -104,7 +105,15 @@ def iter_aedat31_blocks(path: str | Path) -> Iterator[np.ndarray]:
     with open(path, "rb") as handle:
         handle.seek(offset)
         pos = offset
+        run = 16
         while pos < size:
+            skipped = _skip_empty_packets(handle, pos, size, run)
+            if skipped:  # a run of empty packets, checked and passed over at once
+                pos += skipped * _PACKET_HEADER.itemsize
+                run = min(2 * run, 1 << 16)
+                handle.seek(pos)
+                continue
+            run = 16
             raw = handle.read(_PACKET_HEADER.itemsize)
             if len(raw) < _PACKET_HEADER.itemsize:
                 raise EventFileError(f"{path}: truncated packet header at byte {pos}")
@@ -126,6 +135,26 @@ def iter_aedat31_blocks(path: str | Path) -> Iterator[np.ndarray]:
             if header["type"] == _POLARITY_EVENT:
                 yield _aedat31_polarity(path, pos, header, body, number)
             pos += _PACKET_HEADER.itemsize + length
+
+
+def _skip_empty_packets(handle, pos: int, size: int, run: int) -> int:
+    """How many packets from ``pos`` on (looking at up to ``run``) are empty and valid:
+    capacity 0, no events, and for polarity packets 8-byte events and a non-negative
+    overflow. A file of a million such packets is read in vectorised steps, not one by one
+    (the next packet that is not one of them goes through the checks below)."""
+    count = min(run, (size - pos) // _PACKET_HEADER.itemsize)
+    if count < 1:
+        return 0
+    headers = np.frombuffer(handle.read(count * _PACKET_HEADER.itemsize), dtype=_PACKET_HEADER)
+    handle.seek(pos)
+    polarity = headers["type"] == _POLARITY_EVENT
+    fine = (
+        (headers["capacity"] == 0)
+        & (headers["number"] == 0)
+        & (headers["size"] >= 0)
+        & (~polarity | ((headers["size"] == 8) & (headers["ts_overflow"] >= 0)))
+    )
+    return count if fine.all() else int(np.argmin(fine))
 
 
 def _aedat31_polarity(path, pos, header, body: bytes, number: int) -> np.ndarray:
@@ -207,6 +236,7 @@ def read_nmnist(path: str | Path) -> np.ndarray:
 
 def read_npz_events(path: str | Path) -> np.ndarray:
     """Events of a ``.npz`` with arrays x, y, t, p (or a ``.npy`` structured array)."""
+    check_npz_limits(path, MAX_EVENTS, EventFileError)  # before anything is allocated
     data = np.load(path, allow_pickle=False)
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:

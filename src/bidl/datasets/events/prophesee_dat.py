@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import header_line
 from .records import EventFileError, make_events
 
 BLOCK_EVENTS = 1 << 18
@@ -34,7 +35,7 @@ def read_dat_header(path: str | Path) -> DatHeader:
     lines = 0
     with open(path, "rb") as handle:
         while True:
-            line = handle.readline()
+            line = header_line(handle, path, offset, EventFileError)
             if not line.startswith(b"%"):
                 break
             offset += len(line)

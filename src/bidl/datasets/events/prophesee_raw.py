@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import header_line
 from .records import EventFileError, make_events, no_events
 
 #: words decoded per block; the largest expansion (EVT 2.1: 32 events per 8-byte word)
@@ -63,7 +64,7 @@ def read_raw_header(path: str | Path, encoding: str | None = None) -> RawHeader:
     offset = 0
     with open(path, "rb") as handle:
         while True:
-            line = handle.readline()
+            line = header_line(handle, path, offset, EventFileError)
             if not line.startswith(b"% "):
                 break
             offset += len(line)
