@@ -14,11 +14,11 @@ from typing import Any
 
 from torch import nn
 
+from ...layers import SpikingLayer
 from .base import register_factory
 from .spiking_transformer import (
     PatchSplitting,
     TransformerBackbone,
-    TransformerLayer,
     check_heads,
     init_weights,
     readout,
@@ -44,7 +44,7 @@ class MsSps(PatchSplitting):
         return x + apply(self.rpe_bn, apply(self.rpe_conv, spikes))
 
 
-class SpikeDrivenSelfAttention(TransformerLayer):
+class SpikeDrivenSelfAttention(SpikingLayer):
     """SDSA on the membrane ``u``: ``s = LIF(u)``; ``Q, K, V = LIF(BN(linear(s)))``;
     ``Q * LIF_0.5(sum over tokens of K * V)`` (a channel mask: no products of real numbers);
     then ``BN(linear(.))``. The column sum runs per channel, so the head split of the
@@ -76,7 +76,7 @@ class SpikeDrivenSelfAttention(TransformerLayer):
         return apply(self.proj_bn, apply(self.proj_conv, q * kv))
 
 
-class MsMlp(TransformerLayer):
+class MsMlp(SpikingLayer):
     """The membrane-shortcut MLP: ``BN(linear(LIF(BN(linear(LIF(u))))))``."""
 
     def __init__(self, dim: int, hidden: int, lif) -> None:
@@ -93,7 +93,7 @@ class MsMlp(TransformerLayer):
         return apply(self.fc2_bn, apply(self.fc2_conv, apply(self.fc2_lif, x)))
 
 
-class SdtBlock(TransformerLayer):
+class SdtBlock(SpikingLayer):
     """``u + SDSA(u)``, then ``u + MLP(u)``: residuals of membrane potentials."""
 
     def __init__(self, dim, heads, mlp_ratio, lif) -> None:

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...layers import SpikingLayer
 from ...registry import BidlError
 from .base import register_factory
 from .sdt_v1 import MsMlp
 from .spiking_transformer import (
     TransformerBackbone,
-    TransformerLayer,
     check_heads,
     init_weights,
     readout,
@@ -50,7 +50,7 @@ class BnPad(nn.BatchNorm2d):
         return nn.functional.pad(y - border, pad) + border
 
 
-class RepConv(TransformerLayer):
+class RepConv(SpikingLayer):
     """1x1 conv, ``BnPad``, depthwise 3x3 conv, 1x1 conv, BN (no biases): a 3x3 conv in
     training form (BIDL's ``RepConv``)."""
 
@@ -72,7 +72,7 @@ def rep_conv_bn(dim: int) -> nn.Sequential:
     return nn.Sequential(RepConv(dim, dim), nn.BatchNorm2d(dim))
 
 
-class Downsampling(TransformerLayer):
+class Downsampling(SpikingLayer):
     """``BN(conv(LIF(u)))`` (no LIF on the data: the first one takes the input)."""
 
     def __init__(self, cin, cout, kernel, stride, padding, lif, first: bool) -> None:
@@ -87,7 +87,7 @@ class Downsampling(TransformerLayer):
         return apply(self.encode_bn, apply(self.encode_conv, x))
 
 
-class SepConv(TransformerLayer):
+class SepConv(SpikingLayer):
     """The inverted separable conv of MobileNetV2 on spikes: LIF, 1x1 conv to twice the
     width, BN, LIF, depthwise 7x7 conv, 1x1 conv back, BN."""
 
@@ -108,7 +108,7 @@ class SepConv(TransformerLayer):
         return apply(self.bn2, apply(self.pwconv2, x))
 
 
-class ConvBlock(TransformerLayer):
+class ConvBlock(SpikingLayer):
     """``u + SepConv(u)``, then ``u + BN(conv3x3(LIF(BN(conv3x3(LIF(u))))))`` (the 3x3 convs
     widen by ``mlp_ratio`` and back; no biases)."""
 
@@ -130,7 +130,7 @@ class ConvBlock(TransformerLayer):
         return x + y
 
 
-class MsAttention(TransformerLayer):
+class MsAttention(SpikingLayer):
     """``s = LIF(u)``; ``Q, K, V = LIF(BN(RepConv(s)))``; ``LIF_0.5(Q (K^T V) * 0.125)``;
     then ``BN(RepConv(.))`` (BIDL's ``MS_Attention_RepConv_qkv_id``)."""
 
@@ -155,7 +155,7 @@ class MsAttention(TransformerLayer):
         return apply(self.proj_conv, y)
 
 
-class MsBlock(TransformerLayer):
+class MsBlock(SpikingLayer):
     """``u + attention(u)``, then ``u + MLP(u)``."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: int, lif) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 
 from torch import nn
 
+from ...layers import SpikingLayer
 from .base import register_factory
 from .spiking_transformer import (
     PatchSplitting,
     TransformerBackbone,
-    TransformerLayer,
     check_heads,
     init_weights,
     readout,
@@ -42,7 +42,7 @@ class SpikformerSps(PatchSplitting):
         return x + rpe
 
 
-class SpikingSelfAttention(TransformerLayer):
+class SpikingSelfAttention(SpikingLayer):
     """SSA: ``Q, K, V = LIF(BN(linear(x)))``; ``LIF_0.5(Q K^T V * scale)``; then the
     projection ``LIF(BN(linear(.)))``. The linear layers are 1x1 convolutions."""
 
@@ -71,7 +71,7 @@ class SpikingSelfAttention(TransformerLayer):
         return apply(self.proj_lif, apply(self.proj_bn, apply(self.proj_conv, y)))
 
 
-class SpikingMlp(TransformerLayer):
+class SpikingMlp(SpikingLayer):
     """Two per-token linear layers, each followed by BN and a LIF."""
 
     def __init__(self, dim: int, hidden: int, lif) -> None:
@@ -88,7 +88,7 @@ class SpikingMlp(TransformerLayer):
         return apply(self.fc2_lif, apply(self.fc2_bn, apply(self.fc2_conv, x)))
 
 
-class SpikformerBlock(TransformerLayer):
+class SpikformerBlock(SpikingLayer):
     """``x + SSA(x)``, then ``x + MLP(x)``."""
 
     def __init__(self, dim, heads, mlp_ratio, scale, qkv_bias, lif) -> None:

@@ -1,15 +1,14 @@
-"""What the spiking transformers (Spikformer, Spike-driven Transformer v1 and v2) share.
+r"""What the spiking transformers (Spikformer, Spike-driven Transformer v1 and v2) share.
 
 - ``papers_lif``: the LIF of their code (SpikingJelly's ``MultiStepLIFNode(tau=2,
   v_reset=0)``) as a bidl ``Lif`` cell;
-- ``TransformerLayer``: a per-step layer written once as ``compute(x, apply)``, run one
-  step (EIM) or the whole sequence (IIM) alike;
 - token and head layouts, spiking self-attention's product, the patch-splitting stem's
   layers and the readout (token mean, optionally a LIF, a linear classifier);
 - ``TransformerBackbone``: the ``SpikingBackbone`` they all are, with their input checks.
 
-Every tensor op here works on the trailing dims only (``[..., C, H, W]``), so one body
-serves a step ``[B, C, H, W]`` and a sequence ``[T, B, C, H, W]``.
+Their layers are ``SpikingLayer``\ s written once as ``compute(x, apply)``; every tensor op
+works on the trailing dims only (``[..., C, H, W]``), so one body serves a step
+``[B, C, H, W]`` and a sequence ``[T, B, C, H, W]``.
 """
 
 from __future__ import annotations
@@ -21,15 +20,9 @@ import torch
 from torch import nn
 
 from ...layers import SpikingLayer
-from ...neurons import Lif, Sigmoid, run_multi_step
+from ...neurons import Lif, Sigmoid
 from ...registry import BidlError
 from .base import SpikingBackbone
-
-Apply = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
-
-def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return module(x)
 
 
 def papers_lif(tau: float = 2.0, v_threshold: float = 1.0, spike_func: Any = None) -> Lif:
@@ -51,21 +44,6 @@ def papers_lif(tau: float = 2.0, v_threshold: float = 1.0, spike_func: Any = Non
         v_0=0.0,
         spike_func=spike_func if spike_func is not None else Sigmoid(4.0 / tau),
     )
-
-
-class TransformerLayer(SpikingLayer):
-    """A layer written once as ``compute(x, apply)``: ``apply(part, x)`` calls a part on one
-    step, or runs it over the sequence with ``run_multi_step`` (stateless parts fold time
-    into the batch, batch norm in training and the cells step through time)."""
-
-    def compute(self, x: torch.Tensor, apply: Apply) -> torch.Tensor:
-        raise NotImplementedError
-
-    def single_step(self, x: torch.Tensor) -> torch.Tensor:
-        return self.compute(x, _call)
-
-    def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return self.compute(x_seq, run_multi_step)
 
 
 def conv_bn(
@@ -125,7 +103,7 @@ def parse_pooling(owner: str, pooling_stat: str) -> tuple[bool, bool, bool, bool
     return tuple(c == "1" for c in pooling_stat)  # type: ignore[return-value]
 
 
-class PatchSplitting(TransformerLayer):
+class PatchSplitting(SpikingLayer):
     """The layers of the spiking patch-splitting stem (SPS): four 3x3 conv + BN + LIF
     stages widening to ``embed_dim`` (``/8, /4, /2, 1``), each optionally max-pooled by 2
     (3x3, stride 2), and a 3x3 relative-position conv + BN (+ LIF). Names follow the
