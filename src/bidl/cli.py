@@ -23,6 +23,7 @@ COMMANDS = {
     "infer-multi": "infer_multi",
     "export": "export",
     "stream": "stream",
+    "convert-checkpoint": "convert_checkpoint",
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .config_check import check_config
+from .config_compat import adapt_bidl_config
 from .config_ranges import check_override_depth
 from .custom_imports import import_custom_modules
 from .registry import BidlError
@@ -75,6 +76,7 @@ def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None
             raise BidlError(
                 f"--cfg-options {sorted(cfg_options)} do not fit config {str(path)!r}: {err}"
             ) from None
+    adapt_bidl_config(cfg)  # BIDL's own keys -> bidl's, with a note each
     for part in ("model", "data"):
         if part not in cfg:
             raise BidlError(f"config {str(path)!r} has no {part!r} section; see docs/config.md")

@@ -40,6 +40,7 @@ def either(*kinds: Kind) -> Kind:
 
 
 NONE: Kind = ("None", lambda v: v is None)
+DYNAMIC: Kind = ("'dynamic'", lambda v: v == "dynamic")
 AUTO: Kind = ("'auto'", lambda v: v == "auto")
 DATASET: Kind = either(DICT, LIST, NONE)
 
@@ -66,6 +67,7 @@ SECTIONS: dict[str, dict[str, Kind]] = {
         "min_lr": either(NUMBER, NONE),
         "min_lr_ratio": NUMBER,
         "power": NUMBER,
+        "T_max": POSITIVE_INT,
     },
     "checkpoint_config": {"interval": INT, "max_keep_ckpts": INT},
     "log_config": {"interval": POSITIVE_INT, "hooks": LIST},
@@ -81,7 +83,10 @@ SECTIONS: dict[str, dict[str, Kind]] = {
         "test": DATASET,
     },
     "dist_params": {"backend": STR},
-    "fp16": {"dtype": ("'float16' or 'bfloat16'", lambda v: v in ("float16", "bfloat16"))},
+    "fp16": {
+        "dtype": ("'float16' or 'bfloat16'", lambda v: v in ("float16", "bfloat16")),
+        "loss_scale": either(("a positive number", lambda v: _number(v) and v > 0), DYNAMIC),
+    },
 }
 NESTED: dict[str, dict[str, Kind]] = {
     "optimizer_config.grad_clip": {

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import fileio
+from ..models.convert import adapt_state_dict, from_bidl_training_checkpoint
 from ..registry import BidlError
 
 
@@ -97,6 +98,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{str(path)!r} is not a bidl checkpoint (got {type(checkpoint)})")
+    checkpoint = from_bidl_training_checkpoint(checkpoint)  # BIDL's own file format
     if "state_dict" not in checkpoint and all(
         isinstance(v, torch.Tensor) for v in checkpoint.values()
     ):
@@ -203,6 +205,8 @@ def load_weights(model: torch.nn.Module, path, map_location="cpu", strict: bool 
             f"{' ...' if len(bad) > 5 else ''}; the run that wrote it diverged. Use an earlier "
             f"checkpoint (epoch_N.pth, best.pth)."
         )
+    source = f"checkpoint {str(path)!r}"
+    state = adapt_state_dict(_unwrap(model), state, source, strict, CheckpointError)
     try:
         _unwrap(model).load_state_dict(state, strict=strict)
     except RuntimeError as err:

@@ -127,7 +127,9 @@ class EpochBasedRunner:
         self.skipped_steps, self.epoch_skipped = 0, 0
         self.autocast = autocast_context(cfg.get("fp16"), device)
         use_scaler = self.autocast is not None and self.autocast.fast_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+        scale = (cfg.get("fp16") or {}).get("loss_scale", "dynamic")  # BIDL's initial scale
+        initial = {} if scale == "dynamic" else {"init_scale": float(scale)}
+        self.scaler = torch.amp.GradScaler(device.type, **initial) if use_scaler else None
         self.log_interval = int((cfg.get("log_config") or {}).get("interval", 50))
         self.ckpt_cfg = dict(cfg.get("checkpoint_config") or {"interval": 1})
         self.eval_cfg = dict(cfg.get("evaluation") or {"interval": 1})
@@ -181,7 +183,9 @@ class EpochBasedRunner:
                 f"config's optimizer ({type(err).__name__}: {err}); resume from a checkpoint of "
                 f"this config, or take only its weights with load_from={str(path)!r}"
             ) from None
-        self.epoch, self.iter = int(meta.get("epoch", 0)), int(meta.get("iter", 0))
+        self.epoch = int(meta.get("epoch", 0))
+        # a checkpoint without the counter (BIDL's) resumes at the start of its epoch
+        self.iter = int(meta.get("iter", self.epoch * self.iters_per_epoch))
         if int(meta.get("world_size", 1)) != self.world_size:  # iterations per epoch changed
             self.iter = self.epoch * self.iters_per_epoch
             logger.info(

@@ -46,7 +46,7 @@ class LrSchedule:
             "Fixed": set(),
             "Step": {"step", "gamma", "min_lr"},
             "MultiStepLR": {"milestones", "gamma"},
-            "CosineAnnealing": {"min_lr", "min_lr_ratio"},
+            "CosineAnnealing": {"min_lr", "min_lr_ratio", "T_max"},
             "Poly": {"power", "min_lr"},
             "Exp": {"gamma"},
         }[self.policy]
@@ -78,7 +78,10 @@ class LrSchedule:
             return base_lr * a.get("gamma", 0.1) ** sum(progress >= m for m in a["milestones"])
         if self.policy == "CosineAnnealing":
             target = base_lr * a["min_lr_ratio"] if "min_lr_ratio" in a else a.get("min_lr", 0.0)
-            return target + 0.5 * (base_lr - target) * (1 + math.cos(math.pi * progress / total))
+            # T_max (torch's CosineAnnealingLR): the half period, in epochs or iterations;
+            # past it the lr rises again, as torch's does
+            period = a.get("T_max", total)
+            return target + 0.5 * (base_lr - target) * (1 + math.cos(math.pi * progress / period))
         if self.policy == "Poly":
             min_lr = a.get("min_lr", 0.0)
             return (base_lr - min_lr) * (1 - progress / total) ** a.get("power", 1.0) + min_lr

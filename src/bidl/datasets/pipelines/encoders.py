@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...registry import PIPELINES, BidlError
+from .latency import latency_spike_train
 
 
 def _timesteps(timesteps, time_steps, where: str) -> int:
@@ -73,14 +74,30 @@ class Rate:
 @PIPELINES.register_module()
 class Temporal:
     """Time-to-first-spike coding: each pixel above ``threshold`` spikes once, at step
-    ``round((1 - v) * (T - 1))``; bright pixels fire first."""
+    ``round((1 - v) * (T - 1))``; bright pixels fire first. Given ``tau`` (BIDL's configs),
+    BIDL's latency coding instead, with its keywords (``latency_spike_train``; threshold
+    0.01 unless given; ``interpolate`` is accepted and unused, as in BIDL)."""
 
-    def __init__(self, timesteps=None, time_steps=None, threshold: float = 0.0):
+    def __init__(
+        self, timesteps=None, time_steps=None, threshold: float | None = None, tau=None,
+        linear=False, normalize=False, first_spike_time=0, clip=False, on_target=1.0,
+        off_target=0.0, epsilon=1e-7, interpolate=False,
+    ):  # fmt: skip
         self.timesteps = _timesteps(timesteps, time_steps, "Temporal")
-        self.threshold = float(threshold)
+        self.threshold = float(threshold if threshold is not None else 0.01 if tau else 0.0)
+        self.latency = None if tau is None else dict(
+            tau=float(tau), linear=bool(linear), normalize=bool(normalize), clip=bool(clip),
+            first_spike_time=first_spike_time, on_target=on_target, off_target=off_target,
+            epsilon=epsilon,
+        )  # fmt: skip
 
     def __call__(self, results: dict) -> dict:
         values = intensity(results, "Temporal")
+        if self.latency is not None:
+            results["img"] = latency_spike_train(
+                values, self.timesteps, self.threshold, **self.latency
+            )
+            return results
         results["img"] = first_spike_train(values, self.timesteps, self.threshold)
         return results
 

@@ -27,6 +27,13 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0)
 class ResidualBlock(SpikingLayer):
     """A residual block written once as ``compute(x, apply)`` (see ``SpikingLayer``)."""
 
+    #: the name of the last convolution (its batch norm is what ``zero_init_residual`` zeroes)
+    last_conv = ""
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return getattr(self, self.last_conv)[1]
+
     def shortcut(self, x, apply):
         return apply(self.downsample, x) if self.downsample is not None else x
 
@@ -35,6 +42,7 @@ class BasicBlock(ResidualBlock):
     """conv3x3-BN -> act1 -> conv3x3-BN, plus the shortcut, -> lif_out."""
 
     expansion = 1
+    last_conv = "conv2"
 
     def __init__(self, cin, cout, stride, downsample, acts):
         super().__init__()
@@ -43,7 +51,6 @@ class BasicBlock(ResidualBlock):
         self.conv2 = conv_bn(cout, cout, 3, 1, 1)
         self.downsample = downsample
         self.lif_out = acts(cout)
-        self.last_bn = self.conv2[1]
 
     def compute(self, x, apply):
         out = apply(self.conv2, apply(self.act1, apply(self.conv1, x)))
@@ -55,6 +62,7 @@ class Bottleneck(ResidualBlock):
     shortcut, -> lif_out; the inner width is ``cout // 4``."""
 
     expansion = 4
+    last_conv = "conv3"
 
     def __init__(self, cin, cout, stride, downsample, acts):
         super().__init__()
@@ -66,7 +74,6 @@ class Bottleneck(ResidualBlock):
         self.conv3 = conv_bn(mid, cout, 1)
         self.downsample = downsample
         self.lif_out = acts(cout)
-        self.last_bn = self.conv3[1]
 
     def compute(self, x, apply):
         out = apply(self.act1, apply(self.conv1, x))
