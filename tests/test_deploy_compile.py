@@ -66,9 +66,9 @@ def write_graph(content: bytes):
 
 def test_rewriting_an_artifact_replaces_the_folder_and_leaves_nothing_beside(tmp_path):
     manifest = json.loads((tiny_artifact() / "net_params.json").read_text())
-    write_artifact(tmp_path / "art", write_graph(b"old"), manifest, "first", check=False)
+    write_artifact(tmp_path / "art", write_graph(b"old"), manifest, "first")
     (tmp_path / "art" / "stray.txt").write_text("from the old artifact")
-    write_artifact(tmp_path / "art", write_graph(b"new"), manifest, "second", check=False)
+    write_artifact(tmp_path / "art", write_graph(b"new"), manifest, "second")
     files = sorted(p.name for p in (tmp_path / "art").iterdir())
     assert files == ["net_params.json", "step.onnx", "summary.txt"]
     assert (tmp_path / "art" / "step.onnx").read_bytes() == b"new"
@@ -83,9 +83,9 @@ def test_a_failed_compile_leaves_the_previous_artifact_intact(tmp_path):
         raise BidlError("export failed")
 
     manifest = json.loads((tiny_artifact() / "net_params.json").read_text())
-    write_artifact(tmp_path / "art", write_graph(b"good"), manifest, "", check=False)
+    write_artifact(tmp_path / "art", write_graph(b"good"), manifest, "")
     with pytest.raises(BidlError, match="export failed"):
-        write_artifact(tmp_path / "art", failing_writer, manifest, "", check=False)
+        write_artifact(tmp_path / "art", failing_writer, manifest, "")
     assert (tmp_path / "art" / "step.onnx").read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["art"]
 

@@ -115,7 +115,7 @@ def test_a_second_compile_into_an_artifact_folder_is_refused(tmp_path):
     holder = Holder("folder_lock", target)
     try:
         with pytest.raises(LockError, match=rf"'{target}' is in use by .*pid {holder.proc.pid}"):
-            write_artifact(target, lambda folder: None, {}, "", check=False)
+            write_artifact(target, lambda folder: None, {}, "")
         assert sorted(os.listdir(tmp_path)) == [".art.lock"]  # no stage, no artifact
     finally:
         holder.release()

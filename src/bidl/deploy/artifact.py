@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import fileio
@@ -281,11 +280,11 @@ def write_artifact(
     write_graph: Callable[[Path], None],
     manifest: dict,
     summary: str,
-    check: bool = True,
+    check: Callable[[Path, Path], None] | None = None,
 ) -> Path:
     """Write an artifact atomically: graph files, summary, then ``net_params.json``, into a
-    temporary folder beside ``folder`` that replaces it only once it opens and runs
-    (``check_staged``; ``check=False`` skips that, for tests of the folder handling).
+    temporary folder beside ``folder`` that replaces it only once ``check(tmp, folder)``
+    passes (``compile_model`` checks that it opens and runs; None skips that).
 
     ``write_graph(tmp_folder)`` writes the graph file(s); ``manifest['files']`` is filled
     with the hash of every file it wrote.
@@ -295,32 +294,9 @@ def write_artifact(
         write_graph(tmp)
         manifest = dict(manifest, files={p.name: file_sha256(p) for p in sorted(tmp.iterdir())})
         write_manifest(tmp, manifest, summary)
-        if check:
-            check_staged(tmp, folder)
+        if check is not None:
+            check(tmp, folder)
     return folder
-
-
-def check_staged(tmp: Path, target: Path) -> None:
-    """The staged artifact must open and run one step of zeros to finite outputs before
-    it may replace anything at ``target``; an error keeps the old artifact."""
-    from .runtime import Runtime
-
-    try:
-        manifest = read_manifest(tmp)
-        verify_files(tmp, manifest)
-        runtime = Runtime(tmp)
-        zeros = np.zeros((runtime.batch_size, 1, *runtime.step_shape), dtype=np.float32)
-        output = runtime.run(zeros)
-    except BidlError as err:
-        raise ArtifactError(
-            f"the artifact compiled for {str(target)!r} does not open: "
-            f"{str(err).replace(str(tmp), str(target))}. Nothing was replaced."
-        ) from None
-    if not np.isfinite(np.asarray(output, dtype=np.float64)).all():
-        raise ArtifactError(
-            f"the artifact compiled for {str(target)!r} gives non-finite outputs for an input "
-            f"of zeros (NaN or inf weights?); nothing was replaced. Check the checkpoint."
-        )
 
 
 @contextlib.contextmanager

@@ -14,9 +14,11 @@ import json
 import logging
 import os
 import platform
+import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import __version__
@@ -26,26 +28,35 @@ from .artifact import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    ArtifactError,
     artifact_file,
     check_finite_weights,
     describe_manifest,
+    read_manifest,
+    verify_files,
     weights_hash,
     write_artifact,
 )
 from .optional import require
+from .precision import check_precision
+from .quantize import QUANTIZED_OPS, check_calibration, quantize_step_graph
+from .runtime import Runtime
 from .step_graph import COMPILE_DTYPES, StepGraph
 
 OUTPUT_NAME = "y"
 INPUT_NAME = "x"
 
 
-def check_options(backend: str, input_dtype: str, batch_size: int, device: str) -> None:
+def check_options(
+    backend: str, input_dtype: str, batch_size: int, device: str, precision: str = "fp32"
+) -> None:
     if backend not in BACKENDS:
         raise BidlError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if input_dtype not in COMPILE_DTYPES:
         raise BidlError(
             f"unknown input dtype {input_dtype!r}; use one of {', '.join(COMPILE_DTYPES)}"
         )
+    check_precision(precision, backend, input_dtype)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BidlError(f"batch size must be a positive int, got {batch_size!r}")
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -83,7 +94,19 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _export_onnx(graph: StepGraph, path: Path) -> None:
+def _onnx_input_names(graph: StepGraph) -> list[str]:
+    return [INPUT_NAME, *(spec.name for spec in graph.states)]
+
+
+def _export_onnx(graph: StepGraph, path: Path, calibration=None) -> None:
+    """The step graph as ONNX at ``path``; with ``calibration`` samples, quantized to int8
+    (the float32 export goes to a scratch folder first)."""
+    if calibration is not None:
+        with tempfile.TemporaryDirectory(prefix="bidl-fp32-") as scratch:
+            fp32 = Path(scratch) / "step.fp32.onnx"
+            _export_onnx(graph, fp32)
+            quantize_step_graph(graph, fp32, path, calibration, _onnx_input_names(graph))
+        return
     require("onnxscript", "ONNX export")
     require("onnx", "ONNX export")
     names = [spec.name for spec in graph.states]
@@ -135,7 +158,9 @@ def _export_aoti(graph: StepGraph, path: Path, device: str) -> None:
 
 def build_manifest(graph: StepGraph, backend: str, device: str, timesteps: int) -> dict:
     """The manifest of ``graph`` without files and hashes (those are added when written)."""
-    out_dtype = "float16" if graph.compute_dtype == torch.float16 else "float32"
+    # a mixed-precision graph hands on float32 (only the legacy float16 graph is half)
+    half = graph.compute_dtype == torch.float16 and not graph.mixed
+    out_dtype = "float16" if half else "float32"
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -144,6 +169,7 @@ def build_manifest(graph: StepGraph, backend: str, device: str, timesteps: int) 
         "device": str(torch.device(device)) if backend == "aoti" else None,
         "batch_size": graph.batch_size,
         "timesteps": int(timesteps),
+        "precision": graph.precision,
         "input": {
             "name": INPUT_NAME,
             "shape": list(graph.input_shape),
@@ -177,6 +203,8 @@ def compile_model(
     hashes: dict | None = None,
     source: dict | None = None,
     model_config: dict | None = None,
+    precision: str = "fp32",
+    calibration=None,
 ) -> Path:
     """Export ``model``'s step graph into the artifact folder ``out`` (replaced atomically).
 
@@ -184,8 +212,11 @@ def compile_model(
     ``net_params.json``; without ``hashes`` the weights are hashed from ``model``.
     The 'torch' backend stores the weights and ``model_config`` (the config dict that
     builds ``model``), from which the runtime rebuilds it through the registry.
+    ``precision``: 'fp32', 'fp16' / 'bf16' (half-precision synaptic layers, float32 cells
+    and states), 'int8' (ONNX only: quantized, its ranges calibrated on ``calibration``,
+    samples ``[N, T, ...]``; see ``precision.py`` and ``quantize.py``).
     """
-    check_options(backend, input_dtype, batch_size, device)
+    check_options(backend, input_dtype, batch_size, device, precision)
     if backend == "onnxruntime":
         require("onnxruntime", "the onnxruntime backend")
     if backend == "torch" and not isinstance(model_config, dict):
@@ -194,9 +225,16 @@ def compile_model(
             "config dict that builds this model), or compile with `bidl compile`"
         )
     check_finite_weights(model)  # NaN weights export fine and then read as silence
-    graph = StepGraph(model, batch_size, input_dtype, input_scale).eval()
+    graph = StepGraph(model, batch_size, input_dtype, input_scale, precision).eval()
+    samples = check_calibration(calibration, graph) if precision == "int8" else None
     backbone = graph.backbone
     manifest = build_manifest(graph, backend, device, backbone.timestep)
+    if samples is not None:
+        manifest["calibration"] = {
+            "samples": int(samples.shape[0]),
+            "method": "minmax",
+            "quantized": list(QUANTIZED_OPS),
+        }
     manifest["hashes"] = dict(hashes or {"weights": weights_hash(model)})
     manifest["source"] = dict(source or {})
     if backend == "torch":
@@ -205,7 +243,7 @@ def compile_model(
     def write_graph(folder: Path) -> None:
         path = artifact_file(folder, manifest["graph"])
         if backend == "onnxruntime":
-            _export_onnx(graph, path)
+            _export_onnx(graph, path, samples)
         elif backend == "torch":
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             torch.save(state, path)
@@ -216,7 +254,28 @@ def compile_model(
         f"bidl step graph of {type(backbone).__name__}\n\n{describe_manifest(manifest)}\n\n"
         f"model:\n{graph.model}\n"
     )
-    return write_artifact(out, write_graph, manifest, summary)
+    return write_artifact(out, write_graph, manifest, summary, check=check_staged)
+
+
+def check_staged(tmp: Path, target: Path) -> None:
+    """The staged artifact must open and run one step of zeros to finite outputs before
+    it may replace anything at ``target``; an error keeps the old artifact."""
+    try:
+        manifest = read_manifest(tmp)
+        verify_files(tmp, manifest)
+        runtime = Runtime(tmp)
+        zeros = np.zeros((runtime.batch_size, 1, *runtime.step_shape), dtype=np.float32)
+        output = runtime.run(zeros)
+    except BidlError as err:
+        raise ArtifactError(
+            f"the artifact compiled for {str(target)!r} does not open: "
+            f"{str(err).replace(str(tmp), str(target))}. Nothing was replaced."
+        ) from None
+    if not np.isfinite(np.asarray(output, dtype=np.float64)).all():
+        raise ArtifactError(
+            f"the artifact compiled for {str(target)!r} gives non-finite outputs for an input "
+            f"of zeros (NaN or inf weights?); nothing was replaced. Check the checkpoint."
+        )
 
 
 __all__ = ["INPUT_NAME", "MANIFEST", "OUTPUT_NAME", "build_manifest", "compile_model", "require"]

@@ -14,9 +14,11 @@ import torch
 from tqdm import tqdm
 
 from .. import fileio
-from ..analysis.activity import ActivityMonitor
 from ..config import Config, config_name
 from ..config_ranges import log_level
+from ..neurons import FiringRateMonitor
+from ..optim.lr_schedule import LrSchedule
+from ..optim.optimizer import build_optimizer
 from ..registry import BidlError
 from .checkpoint import (
     CheckpointError,
@@ -34,9 +36,9 @@ from .distributed import barrier, get_dist_info, wrap_ddp
 from .evaluation import move_batch, predict
 from .execution import compile_model, prepare_model
 from .iteration_log import DATA_WAIT_WARNING, IterationLog
+from .metrics import metric_options
 from .nonfinite import NonFiniteWatch
-from ..optim.lr_schedule import LrSchedule
-from ..optim.optimizer import build_optimizer
+from .progress import CONSOLE, ConsoleHandler, EpochProgress
 from .tensorboard import TensorboardLog
 
 logger = logging.getLogger("bidl")
@@ -153,6 +155,8 @@ class EpochBasedRunner:
         self._log_handler = handler
         logger.addHandler(handler)
         logger.setLevel(log_level(self.cfg))
+        self._console = ConsoleHandler()  # the work dir and one line per epoch, tty or not
+        logger.addHandler(self._console)
 
     def write_json(self, record: dict) -> None:
         if not self.is_main:
@@ -165,7 +169,7 @@ class EpochBasedRunner:
             self.resume(self.cfg.resume_from)
         elif self.cfg.get("load_from"):
             load_weights(self.model, self.cfg.load_from, map_location=self.device)
-            logger.info("loaded weights from %s", self.cfg.load_from)
+            logger.info("loaded weights from %s", self.cfg.load_from, extra=CONSOLE)
 
     def resume(self, path) -> None:
         checkpoint = load_checkpoint(path, map_location=self.device)
@@ -194,7 +198,9 @@ class EpochBasedRunner:
         self.best_top1 = float(meta.get("best_top1", -math.inf))
         if "rng" in meta:
             set_rng_states(meta["rng"])
-        logger.info("resumed from %s at epoch %d, iteration %d", path, self.epoch, self.iter)
+        logger.info(
+            "resumed from %s at epoch %d, iteration %d", path, self.epoch, self.iter, extra=CONSOLE
+        )
         if self.epoch >= self.max_epochs:  # nothing to train: say so, not silently
             message = (
                 f"{path} is at epoch {self.epoch}, and runner.max_epochs is {self.max_epochs}: "
@@ -220,21 +226,32 @@ class EpochBasedRunner:
             }
         )
         logger.info(
-            "training %s for %d epochs on %s", config_name(self.cfg), self.max_epochs, self.device
+            "training %s for %d epochs on %s; work dir %s (train.log, log.json, checkpoints)",
+            config_name(self.cfg),
+            self.max_epochs,
+            self.device,
+            self.work_dir,
+            extra=CONSOLE,
         )
+        self.progress = EpochProgress(self.max_epochs)
         metrics: dict = dict(getattr(self, "resumed_metrics", {}))
         try:
             while self.epoch < self.max_epochs:
                 self.train_epoch()
                 self.epoch += 1
+                validated: dict = {}
                 if self.val_set is not None and self.epoch % self.eval_cfg.get("interval", 1) == 0:
-                    metrics = self.validate()
+                    metrics = validated = self.validate()
                 self.save_checkpoints(metrics)
+                if self.is_main:
+                    line = self.progress.summary(self.epoch, validated, self.saved, self.work_dir)
+                    logger.info(line, extra=CONSOLE)
                 barrier()  # the other ranks wait for rank 0's validation and checkpoints
         finally:
             self.tensorboard.close()
             if self._log_handler is not None:
                 logger.removeHandler(self._log_handler)
+                logger.removeHandler(self._console)
                 self._log_handler.close()
         return metrics
 
@@ -288,6 +305,7 @@ class EpochBasedRunner:
             logger.info("execution: %s", "; ".join(self.execution_notes))
             self.execution_notes = []
         self.train_module.train()
+        self.progress.start()
         loader = self.loader("train")
         bar = tqdm(
             loader,
@@ -306,6 +324,7 @@ class EpochBasedRunner:
                 timing.data_ready()
                 lrs = self.set_lr()
                 losses = self.train_step(batch, inner)  # on the device: read at log intervals
+                self.progress.add_loss(losses["loss"])
                 self.iter += 1
                 timing.step_done()
                 if (inner + 1) % self.log_interval == 0 or inner + 1 == len(loader):
@@ -416,7 +435,7 @@ class EpochBasedRunner:
         # firing rate per neuron layer over the validation set, logged with the metrics
         with (
             loader.reporting_worker_deaths(),
-            ActivityMonitor(self.model, synapses=False, per_neuron=False) as activity,
+            FiringRateMonitor(self.model) as activity,
         ):
             scores, _ = predict(
                 self.model,
@@ -426,7 +445,7 @@ class EpochBasedRunner:
                 desc="val",
                 to_device=lambda batch, device: self.to_device(batch, "val"),
             )
-        options = self.eval_cfg.get("metric_options") or {"topk": (1, 5)}
+        options = metric_options(self.cfg)
         metrics = self.val_set.evaluate(scores, metric_options=options)
         rates = {"firing_rate": activity.firing_rates()}
         self.write_json({"mode": "val", "epoch": self.epoch, "iter": self.iter, **metrics, **rates})
@@ -456,12 +475,15 @@ class EpochBasedRunner:
         }
         save = dict(model=self.model, optimizer=self.optimizer, meta=meta, scaler=self.scaler)
         interval = self.ckpt_cfg.get("interval", 1)
+        self.saved = ["latest.pth"]  # reported in the epoch's summary line
         if interval > 0 and (self.epoch % interval == 0 or self.epoch == self.max_epochs):
             save_checkpoint(self.work_dir / f"epoch_{self.epoch}.pth", **save)
             self.drop_old_checkpoints()
+            self.saved.insert(0, f"epoch_{self.epoch}.pth")
         save_checkpoint(self.work_dir / "latest.pth", **save)
         if improved:
             save_checkpoint(self.work_dir / "best.pth", **save)
+            self.saved.append("best.pth")
 
     def drop_old_checkpoints(self) -> None:
         keep = self.ckpt_cfg.get("max_keep_ckpts", -1)

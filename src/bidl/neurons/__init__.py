@@ -4,6 +4,7 @@ from .base import State, StatefulCell, reset_states, stateful_cells
 from .builder import build_neuron
 from .lif import Lif
 from .lif_plus import LifPlus, lifplus_state_names
+from .monitor import FiringRateMonitor
 from .spiking_cell import SpikingCell, membrane_noise
 from .step_mode import STEP_MODES, StepModule, set_step_mode, step_mode_of, step_modules
 from .surrogate import (
@@ -22,6 +23,7 @@ __all__ = [
     "SPIKE_FUNCTIONS",
     "STEP_MODES",
     "ATan",
+    "FiringRateMonitor",
     "Lif",
     "LifPlus",
     "Rectangle",
