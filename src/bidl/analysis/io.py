@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from .. import fileio
+from ..registry import BidlError
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -46,8 +47,14 @@ def save_figure(fig, path: str | os.PathLike, formats=("png", "svg"), dpi: int =
 
 def new_figure(width: float, height: float):
     """A matplotlib figure drawn by the Agg backend, without touching pyplot's global state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # matplotlib is the 'plots' extra
+        raise BidlError(
+            "figures need matplotlib, which is not installed; install it with: "
+            "pip install 'bidl[plots]'"
+        ) from None
 
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)

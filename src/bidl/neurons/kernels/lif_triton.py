@@ -1,11 +1,11 @@
 """Fused multi-step LIF in Triton: all ``T`` steps of a ``Lif`` in one forward kernel and one
-backward kernel, the membrane kept in registers across steps.
+backward kernel, the membrane kept on chip across steps.
 
 Each program owns ``BLOCK`` neurons (elements of one timestep) and walks time. The forward
 reads ``x_t``, writes the output and, when a gradient is wanted, the integrated membrane
 ``h_t = x_t + v_{t-1}`` -- the only thing the backward needs: spikes, reset values and the
 surrogate are recomputed from it with the same float operations, so they match bit for
-bit. The backward walks time in reverse with the membrane gradient in registers and, for
+bit. The backward walks time in reverse with the membrane gradient kept on chip and, for
 learnable parameters, sums their per-neuron gradients over time (one small buffer of
 ``4 x N``, reduced by torch afterwards).
 
