@@ -164,7 +164,7 @@ def test_lif_multi_step_uses_the_kernel_on_cuda_and_subclasses_keep_their_step(m
         calls.append(type(cell))
         return original(cell, x_seq)
 
-    monkeypatch.setattr("bidl.neurons.lif.fused_lif_multi_step", counting)
+    monkeypatch.setattr("bidl.neurons.kernels.fused_lif_multi_step", counting)
     x_seq = random_input(4, 2, 8)
     cell = Lif().cuda()
     assert torch.equal(cell.multi_step(x_seq), reference(Lif().cuda(), x_seq))

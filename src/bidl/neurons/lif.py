@@ -10,7 +10,7 @@ from torch import nn
 
 from ..registry import NEURONS
 from .base import State
-from .kernels import fused_lif_applies, fused_lif_multi_step
+from .kernels import fused_multi_step
 from .spiking_cell import MEMB_MODES, SpikingCell
 
 __all__ = ["MEMB_MODES", "Lif"]
@@ -102,15 +102,12 @@ class Lif(SpikingCell):
         return self._output(spike, v, v_minus_theta, v_reset, v_new), {"v": v_new}
 
     def multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
-        """All steps of ``x_seq`` ``[T, B, ...]``: one fused Triton kernel for CUDA tensors
-        when it computes exactly what ``step`` would (``kernels.fused_lif_applies``), else
-        the reference loop over ``step``."""
-        if (
-            x_seq.is_cuda
-            and type(self).step is Lif.step
-            and type(self).multi_step is Lif.multi_step
-            and fused_lif_applies(self, x_seq)
-        ):
+        """All steps of ``x_seq`` ``[T, B, ...]``: a fused path (``kernels.fused_multi_step``:
+        one Triton kernel on CUDA, or one autograd node with the norm inside) when it
+        computes exactly what ``step`` would, else the reference loop over ``step``."""
+        if type(self).step is Lif.step and type(self).multi_step is Lif.multi_step and len(x_seq):
             self._check_input(x_seq[0])
-            return fused_lif_multi_step(self, x_seq)
+            out = fused_multi_step(self, x_seq)
+            if out is not None:
+                return out
         return super().multi_step(x_seq)

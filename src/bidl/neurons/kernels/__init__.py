@@ -1,10 +1,15 @@
-"""Fused neuron kernels (Triton), used by the cells' multi-step mode on CUDA.
+"""Fused neuron kernels, used by the cells' multi-step mode.
 
-Triton is optional: nothing here imports it until a kernel runs, so the package works on
-CPU-only installs. ``Lif.multi_step`` asks ``fused_lif_applies`` and, on CUDA, runs
-``fused_lif_multi_step``; otherwise it loops over ``Lif.step``, the definition of
-correctness. Tests run the same kernels on the CPU through Triton's interpreter
-(``TRITON_INTERPRET=1`` set before the first kernel import).
+- ``fused_lif_multi_step``: a plain ``Lif`` (no norm inside the recurrence) on CUDA, one
+  Triton kernel forward and one backward. Triton is optional: nothing here imports it
+  until a kernel runs, so the package works on CPU-only installs.
+- ``norm_lif.NormLifFunction``: a ``Lif`` with batch norm on its membrane (BIDL's layout)
+  or without norm, on any device: the recurrence as one autograd node in plain torch.
+
+``fused_multi_step`` picks one when it computes exactly what ``Lif.step`` looped over time
+would, else the cell runs that reference loop, the definition of correctness. Tests run the
+Triton kernels on the CPU through Triton's interpreter (``TRITON_INTERPRET=1`` set before
+the first kernel import).
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import math
 from contextlib import nullcontext
 
 import torch
+from torch import nn
 
-from ..surrogate import ATan, Rectangle, Sigmoid, Triangle
+from ..surrogate import ATan, Rectangle, Sigmoid, SurrogateSpike, Triangle
+from .norm_lif import SPIKE_OUTPUT as _NORM_SPIKE_OUTPUT
+from .norm_lif import norm_lif_multi_step
 
 #: surrogate classes the kernels implement (exact types: a subclass may change the gradient)
 _SURROGATE_CODES = {Rectangle: 0, Sigmoid: 1, ATan: 2, Triangle: 3}
@@ -121,4 +129,65 @@ def fused_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     return out
 
 
-__all__ = ["fused_lif_applies", "fused_lif_multi_step", "triton_available"]
+def _hooked(module) -> bool:
+    """Whether hooks watch ``module`` (a trace reads what a spike function is handed)."""
+    return isinstance(module, nn.Module) and bool(
+        module._forward_hooks or module._forward_pre_hooks
+    )
+
+
+def norm_lif_applies(cell, x_seq: torch.Tensor) -> bool:
+    """Whether ``NormLifFunction`` computes what ``cell.step`` looped over time would: a norm
+    that is None or exactly ``BatchNorm1d``/``BatchNorm2d``, no training noise, a built-in
+    surrogate's Heaviside forward (not watched by hooks), soma parameters without gradient,
+    float32 or float64, and a state (if any) shaped like one step."""
+    if torch.compiler.is_compiling():  # compiled: the reference loop fuses
+        return False
+    if x_seq.dtype not in (torch.float32, torch.float64) or x_seq.dim() < 2 or x_seq.shape[0] == 0:
+        return False
+    norm = cell.norm
+    if norm is not None and type(norm) not in (nn.BatchNorm1d, nn.BatchNorm2d):
+        return False
+    if norm is not None and any(
+        t is not None and t.dtype != x_seq.dtype for t in norm.parameters()
+    ):
+        return False
+    if cell.training and cell.noise > 0:
+        return False
+    spike_fn = cell.spike_fn
+    if (
+        not isinstance(spike_fn, SurrogateSpike)
+        or type(spike_fn).forward is not SurrogateSpike.forward
+    ):
+        return False
+    if _hooked(spike_fn):
+        return False
+    if any(getattr(cell, key).requires_grad for key in _SOMA_NAMES):
+        return False
+    if cell.state is not None:
+        v = cell.state.get("v")
+        if v is None or v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype:
+            return False
+    return True
+
+
+def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
+    """All steps of ``cell`` (a plain ``Lif``) on ``x_seq`` through the fastest path that
+    computes what its reference loop would, or None when none does."""
+    if _hooked(cell.spike_fn):
+        return None
+    if x_seq.is_cuda and fused_lif_applies(cell, x_seq):
+        return fused_lif_multi_step(cell, x_seq)
+    if norm_lif_applies(cell, x_seq):
+        output = _NORM_SPIKE_OUTPUT if cell.mode == "spike" else cell._memb_index
+        return norm_lif_multi_step(cell, x_seq, output)
+    return None
+
+
+__all__ = [
+    "fused_lif_applies",
+    "fused_lif_multi_step",
+    "fused_multi_step",
+    "norm_lif_applies",
+    "triton_available",
+]
