@@ -67,15 +67,18 @@ def train_model(
     deterministic = bool(
         cfg.get("deterministic", False) if deterministic is None else deterministic
     )
-    lock = None
+    lock = config_text = None
     try:
         if is_main_process():  # one run per work dir: a second one is refused, naming this one
             lock = work_dir_lock(work_dir).acquire()
-            fileio.write_text(work_dir / f"{config_name(cfg)}.py", cfg.pretty_text)
+            config_text = cfg.pretty_text
+            fileio.write_text(work_dir / f"{config_name(cfg)}.py", config_text)
         seed_everything(seed + rank, deterministic)  # DDP copies rank 0's initial weights
         datasets = build_datasets(cfg)
         model = build_model(cfg)
-        runner = EpochBasedRunner(cfg, model, datasets, work_dir, resolve_device(device), seed)
+        runner = EpochBasedRunner(
+            cfg, model, datasets, work_dir, resolve_device(device), seed, config_text
+        )
         return runner.run()
     finally:
         if lock is not None:

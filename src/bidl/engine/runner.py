@@ -89,6 +89,7 @@ class EpochBasedRunner:
         work_dir: str | Path,
         device: torch.device,
         seed: int = 0,
+        config_text: str | None = None,
     ):
         self.cfg = cfg
         self.model = model.to(device)
@@ -138,7 +139,8 @@ class EpochBasedRunner:
         self.epoch, self.iter, self.best_top1 = 0, 0, -math.inf
         self.log_json = self.work_dir / "log.json"
         self.tensorboard = TensorboardLog(self.work_dir / "tf_logs")  # no-op if not installed
-        self.config_text = cfg.pretty_text  # formatted once: saved in every checkpoint
+        # formatted once (yapf takes a second): saved in every checkpoint
+        self.config_text = config_text if config_text is not None else cfg.pretty_text
         self._setup_text_log()
 
     # ------------------------------------------------------------------ set-up
