@@ -17,7 +17,6 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from reliability_tools import TESTS
 
 from bidl.cli import main
 from bidl.deploy.artifact import (
@@ -28,16 +27,17 @@ from bidl.deploy.artifact import (
     read_manifest,
     write_artifact,
 )
+from bidl.deploy.compile import check_staged
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-# A child that rewrites the artifact and is SIGKILLed right after one rename of the swap.
+# A child that rewrites the artifact (through fileio alone: no torch to import) and is
+# SIGKILLed right after one rename of the swap.
 KILLED_SWAP = """
-import os, shutil, signal, sys
+import os, shutil, signal
 from pathlib import Path
 from bidl import fileio
-from bidl.deploy.artifact import write_artifact
 
 real = os.replace
 
@@ -49,13 +49,10 @@ def replace(src, dst):
         os.kill(os.getpid(), signal.SIGKILL)  # the journal written, nothing renamed yet
 
 fileio.os.replace = replace
-graph = Path({graph!r}).read_bytes()
-write_artifact(
-    {target!r},
-    lambda folder: (folder / "step.onnx").write_bytes(graph),
-    {manifest!r},
-    "new",
-)
+with fileio.staged_folder({target!r}) as stage:
+    for path in Path({target!r}).iterdir():
+        shutil.copy(path, stage)
+    (stage / "summary.txt").write_text("new")
 """
 
 
@@ -74,18 +71,10 @@ def hashes(folder):
     return {p.name: file_sha256(p) for p in sorted(folder.iterdir())}
 
 
-def kill_during_swap(target, manifest, kill_after: str) -> None:
-    script = KILLED_SWAP.format(
-        kill_after=kill_after,
-        graph=str(target / "step.onnx"),
-        target=str(target),
-        manifest={k: v for k, v in manifest.items() if k != "files"},
-    )
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    )
+def kill_during_swap(target, kill_after: str) -> None:
+    script = KILLED_SWAP.format(kill_after=kill_after, target=str(target))
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, timeout=120, env=env
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, timeout=60
     )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
 
@@ -94,7 +83,7 @@ def test_a_kill_between_the_two_renames_is_finished_at_the_next_open(old_artifac
     from bidl.deploy import Runtime
 
     target, manifest = old_artifact
-    kill_during_swap(target, manifest, "old aside")
+    kill_during_swap(target, "old aside")
     left = sorted(p.name for p in target.parent.iterdir())
     assert "art" not in left  # the state the kill leaves: no artifact at --out
     assert [n.endswith(".old") for n in left if n.startswith(".art.") and n != ".art.swap"]
@@ -111,7 +100,7 @@ def test_a_kill_after_the_journal_keeps_the_old_artifact(old_artifact):
 
     target, manifest = old_artifact
     before = hashes(target)
-    kill_during_swap(target, manifest, "journal")
+    kill_during_swap(target, "journal")
     Runtime(target)
     assert hashes(target) == before
     write_artifact(target, lambda folder: shutil.copy(target / "step.onnx", folder), manifest, "3")
@@ -137,7 +126,13 @@ def test_an_artifact_that_does_not_open_replaces_nothing(old_artifact):
     graph = (target / "step.onnx").read_bytes()
     broken = dict(manifest, timesteps=0)
     with pytest.raises(ArtifactError, match=r"does not open: .*timesteps.*Nothing was replaced"):
-        write_artifact(target, lambda folder: (folder / "step.onnx").write_bytes(graph), broken, "")
+        write_artifact(
+            target,
+            lambda folder: (folder / "step.onnx").write_bytes(graph),
+            broken,
+            "",
+            check=check_staged,  # what compile passes
+        )
     assert hashes(target) == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["art"]
 
