@@ -186,3 +186,36 @@ def test_a_segment_takes_its_part_of_a_whole_bidl_checkpoint():
     state = convert_bidl_state_dict(segment, bidl_named)
     assert set(state) == set(segment.state_dict())
     segment.load_state_dict(state)
+
+
+MP_CONFIG = """
+models_compile_inputshape = [[1, 2, 16, 16], [1, 16, 4, 4]]
+model_0 = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNetLifItout_MP', timestep=3, depth=10, nclass=4, down_t=[1, 'avg'],
+                  input_channels=2, noise=0, cmode='spike', stem_channels=8, base_channels=8,
+                  low_resolut=True, split=[0, 2]),
+    neck=None,
+    head=dict(type='ClsHead', loss=dict(type='CrossEntropyLoss')))
+model_1 = dict(model_0, backbone=dict(model_0['backbone'], split=[2, 4]))
+dataset_type = 'Cifar10Dvs'
+pipeline = [dict(type='ToTensorType', keys=[0], dtype='float32')]
+data = dict(samples_per_gpu=2, workers_per_gpu=0, data_root='./data',
+            train=dict(pipeline=pipeline), val=dict(pipeline=pipeline),
+            test=dict(pipeline=pipeline))
+"""
+
+
+def test_segmented_compile_reads_a_whole_bidl_checkpoint(tmp_path):
+    from bidl.deploy.from_config import _ConfigJob
+
+    config = tmp_path / "resnetlif10-itout-b2x1-cifar10dvs_mp.py"
+    config.write_text(textwrap.dedent(MP_CONFIG))
+    whole = build_model(load_config(config)).backbone.eval()  # model_0 without split
+    names = bidl_key_names(whole)
+    torch.save({names[k][0]: v for k, v in whole.state_dict().items()}, tmp_path / "bidl.pth")
+    job = _ConfigJob.load(config, tmp_path / "bidl.pth", None, None, {}, segmented=True)
+    first, second = (model.backbone.eval() for model in job.models)
+    x = whole.example_input(batch=2)
+    with torch.no_grad():
+        assert torch.equal(second(first(x)), whole(x))

@@ -69,6 +69,7 @@ def _models(cfg: MutableMapping, note: Note) -> None:
             f"chips; bidl trains and tests the whole network ({segments[0]} without split)"
         )
     shape = cfg.get("models_compile_inputshape")
+    sized = []
     for name in ["model", *segments]:
         model = cfg.get(name)
         if not isinstance(model, MutableMapping):
@@ -83,25 +84,28 @@ def _models(cfg: MutableMapping, note: Note) -> None:
         if isinstance(head, MutableMapping) and "type" not in head:
             head["type"] = "ClsHead"
             note(f"{name}.head has no type: read as ClsHead, the head BIDL's tools apply")
-        _input_size(name, model.get("backbone"), shape, note)
+        if _input_size(model.get("backbone"), shape):
+            sized.append(f"{name}.backbone")
+    if sized:
+        size = shape[0][2:]
+        note(
+            f"{', '.join(sized)} have no h, w (BIDL's ResNets take any size): "
+            f"{size[0]}x{size[1]} from models_compile_inputshape[0]"
+        )
 
 
-def _input_size(name: str, backbone, shape, note: Note) -> None:
-    """A ResNet of BIDL's multi-device configs has no h, w: they are in the first slice's
-    compile shape ``models_compile_inputshape[0] = [1, C, H, W]``."""
+def _input_size(backbone, shape) -> bool:
+    """Give a ResNet of BIDL's multi-device configs (no h, w) the first slice's compile
+    shape ``models_compile_inputshape[0] = [1, C, H, W]``; whether it did."""
     if not isinstance(backbone, MutableMapping) or not str(backbone.get("type", "")).startswith(
         "ResNetLif"
     ):
-        return
-    if "h" in backbone or "w" in backbone:
-        return
+        return False
     first = shape[0] if isinstance(shape, list | tuple) and shape else None
-    if isinstance(first, list | tuple) and len(first) == 4:
-        backbone["h"], backbone["w"] = int(first[2]), int(first[3])
-        note(
-            f"{name}.backbone has no h, w: taken from models_compile_inputshape[0] "
-            f"({backbone['h']}x{backbone['w']})"
-        )
+    if "h" in backbone or "w" in backbone or not isinstance(first, list | tuple) or len(first) != 4:
+        return False
+    backbone["h"], backbone["w"] = int(first[2]), int(first[3])
+    return True
 
 
 # --- schedule and precision ------------------------------------------------------------

@@ -12,6 +12,7 @@ import torch
 from ..config import config_name, load_config
 from ..engine.apis import build_model, find_checkpoint
 from ..engine.checkpoint import load_checkpoint, load_weights
+from ..models.convert import adapt_state_dict
 from .artifact import config_hash, stale_reason, weights_hash
 from .compile import check_options, compile_model
 from .segments import (
@@ -79,7 +80,8 @@ class _ConfigJob:
         ckpt = find_checkpoint(checkpoint, cfg, work_dir)
         if segmented:
             state = load_checkpoint(ckpt)["state_dict"]
-            state = {key.removeprefix("module."): value for key, value in state.items()}
+            # BIDL's weight names are converted for the whole network the segments cut
+            state = adapt_state_dict(build_model(cfg), state, f"checkpoint {str(ckpt)!r}", False)
             models, hashes = build_segments(cfg, state), segments_hashes(cfg, state)
             model_configs = segment_configs(cfg)
         else:
