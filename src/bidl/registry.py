@@ -11,6 +11,7 @@ fresh interpreter. This module itself imports nothing of bidl.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import importlib.util
@@ -147,9 +148,21 @@ def _registering_modules(package: str, search: list[str] | None = None) -> list[
             continue
         spec = info.module_finder.find_spec(name)
         origin = Path(spec.origin) if spec and spec.origin else None
-        if origin and origin.suffix == ".py" and "register" in origin.read_text("utf-8"):
+        if origin and origin.suffix == ".py" and _calls_register(origin.read_text("utf-8")):
             found.append(name)
     return found
+
+
+def _calls_register(source: str) -> bool:
+    """Whether the code (not its docstrings or comments) calls something named
+    ``register...`` (``@REG.register_module()``, ``register_spiking_backbone(...)``, ...)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name.startswith("register"):
+                return True
+    return False
 
 
 def build(cfg: dict | None, registry: Registry, **default_args: Any) -> Any:
@@ -176,13 +189,16 @@ def build(cfg: dict | None, registry: Registry, **default_args: Any) -> Any:
     except ValueError:  # builtins without a signature
         pass
     try:
-        return factory(**kwargs)
+        obj = factory(**kwargs)
     except TypeError as err:  # a **kwargs passed on to a base class that does not take it
         if "unexpected keyword argument" not in str(err):
             raise
         raise BidlError(
             f"{registry.name} {obj_type!r}: {err}; {_takes(factory)}check the keys of its config"
         ) from None
+    if hasattr(obj, "config_keys"):  # a class that declares it is told its config's keys
+        obj.config_keys = tuple(sorted(k for k in dict(cfg) if k != "type"))
+    return obj
 
 
 def accepted_keys(factory: Callable) -> tuple[set[str], bool]:
