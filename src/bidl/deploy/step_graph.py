@@ -21,6 +21,7 @@ from torch import nn
 from ..neurons.base import reset_states, stateful_cells
 from ..neurons.step_mode import set_step_mode
 from ..registry import BidlError
+from .precision import COMPUTE_DTYPES, apply_mixed_precision, check_precision, is_mixed
 
 #: dtypes of a graph's input and states; int64 is the input of token models (text)
 INPUT_DTYPES = {
@@ -116,6 +117,8 @@ class StepGraph(nn.Module):
     the whole sequence. ``states`` follows ``self.states`` (cells in module order, then the
     aggregator). A ``uint8`` input is cast and multiplied by ``input_scale`` in the graph;
     ``float16`` runs the whole graph in half precision; token models take int64 ids.
+    ``precision`` 'fp16' / 'bf16' runs the synaptic layers in half precision around
+    float32 cells and states (``precision.py``); 'int8' is quantized after export.
 
     A model segment (a backbone with ``split``) gives a graph of its own layers: a later
     segment takes the previous one's activation of the step (in the compute dtype), and
@@ -128,8 +131,10 @@ class StepGraph(nn.Module):
         batch_size: int = 1,
         input_dtype: str = "float32",
         input_scale: float = 1.0,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
+        check_precision(precision, None, input_dtype)
         if input_dtype not in COMPILE_DTYPES:
             raise BidlError(
                 f"unknown input dtype {input_dtype!r}; use one of {', '.join(COMPILE_DTYPES)}"
@@ -137,10 +142,19 @@ class StepGraph(nn.Module):
         if batch_size < 1:
             raise BidlError(f"batch size must be >= 1, got {batch_size}")
         model = _copy_without_state(model).eval().requires_grad_(False)
-        self.compute_dtype = torch.float16 if input_dtype == "float16" else torch.float32
-        model.to(self.compute_dtype)
+        self.compute_dtype = (
+            torch.float16 if input_dtype == "float16" else COMPUTE_DTYPES[precision]
+        )
+        self.mixed = is_mixed(precision, input_dtype)
+        self.precision = "fp16" if input_dtype == "float16" else precision
         self.model = model
         self.backbone, self.neck = split_classifier(model)
+        if self.mixed:
+            cells = [cell for _, cell in stateful_cells(self.backbone)]
+            aggregate = getattr(self.backbone, "aggregate", None)
+            apply_mixed_precision(model, cells, [aggregate, self.neck], self.compute_dtype)
+        else:
+            model.to(self.compute_dtype)
         self.is_first = bool(getattr(self.backbone, "is_first_segment", True))
         self.is_last = bool(getattr(self.backbone, "is_last_segment", True))
         if not self.is_first:  # activations of the previous segment, not data
@@ -206,7 +220,7 @@ class StepGraph(nn.Module):
         reset_states(self.backbone)
         try:
             with torch.no_grad():
-                y_t = self.backbone.forward_step(self._prepare(self.example_input()))
+                y_t = self._body(self.example_input())
         finally:
             for handle in handles:
                 handle.remove()
@@ -245,9 +259,17 @@ class StepGraph(nn.Module):
 
     # --- one step -------------------------------------------------------------------
 
+    def _body(self, x_t: torch.Tensor) -> torch.Tensor:
+        """The backbone's step on ``x_t``; a mixed-precision graph hands its output on in
+        float32 (to the aggregator, or to the next segment)."""
+        y_t = self.backbone.forward_step(self._prepare(x_t))
+        return y_t.float() if self.mixed else y_t
+
     def _prepare(self, x_t: torch.Tensor) -> torch.Tensor:
         if self.input_dtype == "uint8":
             x_t = x_t.to(self.compute_dtype) * self.input_scale
+        elif self.mixed and x_t.is_floating_point():
+            x_t = x_t.to(self.compute_dtype)
         if not self.is_first or not hasattr(self.backbone, "prepare_input"):
             return x_t
         return self.backbone.prepare_input(x_t[:, None])[:, 0]
@@ -261,7 +283,7 @@ class StepGraph(nn.Module):
         for name, cell in self.cells.items():
             cell.state = {key: by_name[f"{name}.{key}"] for key in cell.state_names}
         try:
-            y_t = self.backbone.forward_step(self._prepare(x_t))
+            y_t = self._body(x_t)
             new_states = [
                 cell.state[key] for cell in self.cells.values() for key in cell.state_names
             ]
