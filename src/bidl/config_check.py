@@ -75,7 +75,7 @@ SECTIONS: dict[str, dict[str, Kind]] = {
     "data": {
         "samples_per_gpu": POSITIVE_INT,
         "workers_per_gpu": NON_NEGATIVE_INT,
-        "device_augment": BOOL,
+        "device_augment": either(BOOL, AUTO),
         "persistent_workers": BOOL,
         "prefetch_factor": POSITIVE_INT,
         "train": DATASET,

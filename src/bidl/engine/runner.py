@@ -259,13 +259,15 @@ class EpochBasedRunner:
 
     # ------------------------------------------------------------------ data
     def setup_data(self, data_cfg) -> None:
-        """Loaders are built once (their workers persist across epochs); the image steps at
-        the end of each pipeline run batch-wise on the device (``data.device_augment``)."""
+        """Loaders are built once (their workers persist across epochs); on CUDA the image
+        steps at the end of each pipeline run batch-wise on the device (``data.device_augment``:
+        'auto'; on the CPU the workers keep them, in parallel with the training step)."""
         self.loaders: dict = {}
         self.augment: dict = {}
         self.persistent_workers = bool(data_cfg.get("persistent_workers", True))
         self.prefetch_factor = data_cfg.get("prefetch_factor")
-        if data_cfg.get("device_augment", True):
+        setting = data_cfg.get("device_augment", "auto")
+        if setting is True or (setting == "auto" and self.device.type == "cuda"):
             for split, dataset in (("train", self.train_set), ("val", self.val_set)):
                 if dataset is not None:
                     self.augment[split] = install_device_augmentation(dataset)
