@@ -3,9 +3,10 @@
 - ``runner.multi_step`` ('auto' by default): a backbone configured with the time loop
   outside (EIM, BIDL's ``...Itout`` names) trains with the loop inside its layers (IIM:
   convolutions and linear layers over all ``T * B`` frames at once, the fused neuron
-  kernels) when the two forms compute the same function -- no random draw per step
-  (dropout, membrane noise) whose order would change, and no time loop of its own. The
-  config keeps its name and the checkpoint is the same (the loop's place holds no weights).
+  kernels) when the two forms compute the same function, i.e. it has no time loop of its
+  own. Random draws at each step (dropout, membrane noise) keep their distribution but
+  come in another order (layer by layer instead of step by step), which the log says.
+  The config keeps its name and the checkpoint is the same (the loop holds no weights).
 - ``runner.channels_last`` ('auto': on CUDA): 4-D weights and activations in NHWC, what
   cuDNN's fast convolutions and batch norms take without transposes.
 - cuDNN autotuning on CUDA, unless the run is deterministic.
@@ -37,27 +38,33 @@ CACHE_DIR = Path.home() / ".cache" / "bidl" / "inductor"
 
 
 def multi_step_difference(backbone: SpikingBackbone) -> str | None:
-    """Why ``backbone``'s multi-step (IIM) form may compute something else than its
-    single-step (EIM) form in training, or None when both are the same function."""
+    """Why ``backbone``'s multi-step (IIM) form would compute another function than its
+    single-step (EIM) form, or None when both are the same."""
     cls = type(backbone)
     if (
         cls.forward_step is not SpikingBackbone.forward_step
         or cls.forward_sequence is not SpikingBackbone.forward_sequence
     ):
         return f"{cls.__name__} runs its own time loop"
+    return None
+
+
+def random_draws(backbone: nn.Module) -> str | None:
+    """The first module of ``backbone`` that draws random numbers at every training step
+    (dropout, membrane noise), or None."""
     for name, module in backbone.named_modules():
         if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
-            return f"{name} draws a dropout mask at every step"
+            return f"{name} (dropout)"
         noise = getattr(module, "noise", 0)
         if isinstance(module, StatefulCell) and isinstance(noise, int | float) and noise > 0:
-            return f"{name} draws membrane noise at every step"
+            return f"{name} (membrane noise)"
     return None
 
 
 def use_multi_step(model: nn.Module, setting="auto") -> list[str]:
     """Switch the EIM backbones of ``model`` to their multi-step form: all of them
-    (``True``), those whose two forms are equal (``'auto'``) or none (``False``). Returns
-    one note per backbone saying what it runs."""
+    (``True``), those whose two forms are the same function (``'auto'``) or none
+    (``False``). Returns one note per backbone saying what it runs."""
     notes = []
     if setting is False:
         return notes
@@ -66,11 +73,15 @@ def use_multi_step(model: nn.Module, setting="auto") -> list[str]:
             continue
         label = name or type(module).__name__
         difference = None if setting is True else multi_step_difference(module)
-        if difference is None:
-            module.use_inner_loop = True
-            notes.append(f"{label} ({type(module).__name__}) trains in multi-step form")
-        else:
+        if difference is not None:
             notes.append(f"{label} keeps its single-step form: {difference}")
+            continue
+        module.use_inner_loop = True
+        note = f"{label} ({type(module).__name__}) trains in multi-step form"
+        drawn = random_draws(module)
+        if drawn:
+            note += f"; the random draws of {drawn} come layer by layer, not step by step"
+        notes.append(note)
     return notes
 
 
