@@ -72,10 +72,17 @@ def _as_tuple(value):
 
 
 def save_checkpoint(
-    path, model: torch.nn.Module, optimizer=None, meta: dict | None = None, scaler=None
+    path,
+    model: torch.nn.Module,
+    optimizer=None,
+    meta: dict | None = None,
+    scaler=None,
+    extra: dict | None = None,
 ) -> Path:
-    """Write ``{meta, state_dict, optimizer[, scaler]}`` atomically."""
+    """Write ``{meta, state_dict, optimizer[, scaler]}`` and ``extra``'s entries (e.g. an
+    EMA's ``train_state_dict``) atomically."""
     checkpoint = {"meta": dict(meta or {}), "state_dict": _unwrap(model).state_dict()}
+    checkpoint.update(extra or {})
     if optimizer is not None:
         checkpoint["optimizer"] = optimizer.state_dict()
     if scaler is not None:

@@ -39,6 +39,7 @@ from .iteration_log import DATA_WAIT_WARNING, IterationLog
 from .metrics import metric_options
 from .nonfinite import NonFiniteWatch
 from .progress import CONSOLE, ConsoleHandler, EpochProgress
+from .recipe import TrainingRecipe
 from .tensorboard import TensorboardLog
 
 logger = logging.getLogger("bidl")
@@ -121,6 +122,8 @@ class EpochBasedRunner:
         )
         self.setup_data(cfg.data)
         self.optimizer = build_optimizer(self.model, cfg.optimizer)
+        # mixup / CutMix, distillation, EMA weights (recipe.py): no-ops unless configured
+        self.recipe = TrainingRecipe(cfg, self.model, self.train_set, device, seed)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.schedule = LrSchedule(cfg.get("lr_config"), self.max_epochs, self.iters_per_epoch)
         self.grad_clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
@@ -171,12 +174,14 @@ class EpochBasedRunner:
             self.resume(self.cfg.resume_from)
         elif self.cfg.get("load_from"):
             load_weights(self.model, self.cfg.load_from, map_location=self.device)
+            self.recipe.resume({}, self.model)  # an EMA starts from the loaded weights
             logger.info("loaded weights from %s", self.cfg.load_from, extra=CONSOLE)
 
     def resume(self, path) -> None:
         checkpoint = load_checkpoint(path, map_location=self.device)
         check_resumable(checkpoint, path)
         load_weights(self.model, path, map_location=self.device)
+        self.recipe.resume(checkpoint, self.model)
         meta = checkpoint["meta"]
         try:
             if "optimizer" in checkpoint:
@@ -373,7 +378,8 @@ class EpochBasedRunner:
 
     def train_step(self, batch: dict, inner: int) -> dict:
         with self.autocast or nullcontext():
-            losses = self.train_module(batch["img"], batch["gt_label"])
+            img, target = self.recipe.targets(batch["img"], batch["gt_label"], self.epoch)
+            losses = self.train_module(img, target)
         loss = losses["loss"]
         if not self.skip_nonfinite:  # checked at log intervals: the step never waits for it
             self.nonfinite.observe(loss, inner + 1)
@@ -405,6 +411,7 @@ class EpochBasedRunner:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.recipe.after_step(self.model)
         return losses
 
     def check_finite(self) -> None:
@@ -436,13 +443,14 @@ class EpochBasedRunner:
         if not self.is_main:  # rank 0 validates on the plain module
             return {}
         loader = self.loader("val")
+        model = self.recipe.eval_model(self.model)  # the EMA weights with ema.evaluate
         # firing rate per neuron layer over the validation set, logged with the metrics
         with (
             loader.reporting_worker_deaths(),
-            FiringRateMonitor(self.model) as activity,
+            FiringRateMonitor(model) as activity,
         ):
             scores, _ = predict(
-                self.model,
+                model,
                 loader,
                 self.device,
                 self.autocast,
@@ -477,7 +485,9 @@ class EpochBasedRunner:
             "rng": rng_states(),
             "metrics": metrics,
         }
-        save = dict(model=self.model, optimizer=self.optimizer, meta=meta, scaler=self.scaler)
+        model, extra = self.recipe.checkpoint(self.model)  # EMA: which weights are state_dict
+        save = dict(model=model, optimizer=self.optimizer, meta=meta, scaler=self.scaler)
+        save["extra"] = extra
         interval = self.ckpt_cfg.get("interval", 1)
         self.saved = ["latest.pth"]  # reported in the epoch's summary line
         if interval > 0 and (self.epoch % interval == 0 or self.epoch == self.max_epochs):

@@ -32,6 +32,8 @@ class ClsHead(nn.Module):
 
     def accuracy(self, cls_score: torch.Tensor, gt_label: torch.Tensor) -> dict[str, torch.Tensor]:
         cls_score = class_scores(cls_score)
+        if gt_label.dim() == 2:  # soft targets (mixup, distillation): their top class
+            gt_label = gt_label.argmax(dim=1)
         maxk = min(max(self.topk), cls_score.shape[1])
         ranked = cls_score.topk(maxk, dim=1).indices
         hits = ranked.eq(gt_label.view(-1, 1))

@@ -8,6 +8,7 @@ import inspect
 import torch
 
 from ..registry import BidlError
+from .layer_decay import check_paramwise, param_groups
 
 
 def optimizer_names() -> list[str]:
@@ -40,6 +41,7 @@ def check_optimizer(cfg) -> type:
             f"optimizer.type: unknown optimizer {name!r}{hint}; any torch.optim class name works"
         )
     cls = getattr(torch.optim, name)
+    check_paramwise(cfg.get("paramwise_cfg"))
     params = dict(inspect.signature(cls).parameters)
     params.pop("params", None)
     for key, value in cfg.items():
@@ -69,10 +71,10 @@ def check_optimizer(cfg) -> type:
 
 def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
     cls = check_optimizer(cfg)
+    params = param_groups(model, cfg)  # all trainable ones, or layer-decay groups
     cfg = dict(cfg)
     cfg.pop("type")
     cfg.pop("paramwise_cfg", None)
-    params = [p for p in model.parameters() if p.requires_grad]
     try:
         return cls(params, **cfg)
     except (TypeError, ValueError) as err:
