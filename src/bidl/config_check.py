@@ -88,7 +88,27 @@ SECTIONS: dict[str, dict[str, Kind]] = {
         "loss_scale": either(("a positive number", lambda v: _number(v) and v > 0), DYNAMIC),
     },
 }
+FRACTION: Kind = ("a number in [0, 1]", lambda v: _number(v) and 0 <= v <= 1)
+# the training recipe around each step (engine/recipe.py)
+SECTIONS["mixup"] = {
+    "mixup_alpha": ("a number >= 0", lambda v: _number(v) and v >= 0),
+    "cutmix_alpha": ("a number >= 0", lambda v: _number(v) and v >= 0),
+    "prob": FRACTION,
+    "switch_prob": FRACTION,
+    "off_epoch": either(NON_NEGATIVE_INT, NONE),
+    "num_classes": POSITIVE_INT,
+}
+SECTIONS["ema"] = {
+    "decay": ("a number in (0, 1), e.g. 0.9998", lambda v: _number(v) and 0 < v < 1),
+    "evaluate": BOOL,
+}
+SECTIONS["distill"] = {
+    "teacher": DICT,
+    "kind": ("'hard' or 'soft'", lambda v: v in ("hard", "soft")),
+    "alpha": FRACTION,
+}
 NESTED: dict[str, dict[str, Kind]] = {
+    "distill.teacher": {"config": STR, "model": DICT, "checkpoint": STR},
     "optimizer_config.grad_clip": {
         "max_norm": NUMBER,
         "norm_type": NUMBER,
