@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,12 @@ from bidl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # the subprocesses import the test dataset through the config's custom_imports
-TESTS_ON_PATH = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+TESTS_ON_PATH = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")])
+    ),
+}
 
 
 def test_train_then_test_through_the_cli(tmp_path, capsys):
@@ -180,3 +186,98 @@ def test_data_prepare_writes_a_cache_the_dataset_trusts(tmp_path, capsys):
     dataset = DigitsDVS(data_prefix=str(root), timesteps=4, auto_prepare=False, test_mode=True)
     assert len(dataset) == 360
     assert dataset[0]["img"].shape == (4, 2, 34, 34)
+
+
+def test_training_prints_the_work_dir_and_a_line_per_epoch_when_output_is_redirected(tmp_path):
+    config = write_tiny_config(tmp_path)
+    work_dir = tmp_path / "work"
+    argv = [str(config), "--work-dir", str(work_dir), "--device", "cpu"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bidl.cli", "train", *argv, "--cfg-options", "runner.max_epochs=2"],
+        capture_output=True,  # a pipe, not a terminal: no progress bars
+        text=True,
+        cwd=tmp_path,
+        env=TESTS_ON_PATH,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"training tiny-b8x0-blinks for 2 epochs on cpu; work dir {work_dir} "
+        f"(train.log, log.json, checkpoints)"
+    )
+    epoch = r"train loss [0-9.]+, val top-1 [0-9.]+ %, top-2 [0-9.]+ %; [0-9.]+ s, ETA"
+    assert re.fullmatch(
+        rf"epoch 1/2: {epoch} [0-9.ms]+( s)?; saved epoch_1.pth, latest.pth(, best.pth)? in "
+        + re.escape(str(work_dir)),
+        lines[1],
+    ), lines[1]
+    assert re.fullmatch(rf"epoch 2/2: {epoch} done; saved epoch_2.pth, latest.pth.*", lines[2])
+    assert lines[3].startswith("final validation: accuracy_top-1")
+    log = (work_dir / "train.log").read_text()
+    assert lines[1] in log and lines[2] in log  # the same lines in the log
+
+
+def test_resume_takes_the_latest_checkpoint_and_bare_names_are_found_in_the_work_dir(
+    tmp_path, capsys
+):
+    config = write_tiny_config(tmp_path)
+    work_dir = tmp_path / "work"
+    common = [str(config), "--work-dir", str(work_dir), "--device", "cpu"]
+    assert main(["train", *common, "--resume", "--cfg-options", "runner.max_epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert f"--resume: no latest.pth in {work_dir} yet; training from the start" in out
+    assert main(["train", *common, "--resume", "--cfg-options", "runner.max_epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert f"resumed from {work_dir / 'latest.pth'} at epoch 1, iteration 6" in out
+    assert "epoch 2/2: train loss" in out and "epoch 1/2" not in out
+    fresh = tmp_path / "fresh"
+    argv = ["train", str(config), "--work-dir", str(fresh), "--device", "cpu"]
+    assert main([*argv, "--load-from", str(work_dir / "epoch_1.pth"), "--cfg-options",
+                 "runner.max_epochs=1"]) == 0  # fmt: skip
+    assert f"loaded weights from {work_dir / 'epoch_1.pth'}" in capsys.readouterr().out
+    assert main([*argv, "--resume-from", "epoch_7.pth"]) == 1  # in neither place
+    err = capsys.readouterr().err
+    assert err.startswith("bidl train: error: resume_from: checkpoint 'epoch_7.pth' not found")
+    assert str(fresh / "epoch_7.pth") in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["runner.max_epochs", "2"],
+            "--cfg-options: 'runner.max_epochs' has no '='; write each override as KEY=VALUE "
+            "with no spaces around '=' (here: runner.max_epochs=2)",
+        ),
+        (["=2"], "--cfg-options: '=2' has no key before '='"),
+    ],
+)
+def test_a_malformed_cfg_option_is_one_usage_error(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(write_tiny_config(tmp_path)), "--cfg-options", *options])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"bidl train: error: {message}")
+    assert "Traceback" not in err and len(err.splitlines()) <= 8
+
+
+def test_a_shape_error_names_the_keys_the_config_uses(tmp_path, capsys):
+    config = write_tiny_config(tmp_path)  # its backbone says c0=2, h0=16, w0=16
+    argv = ["train", str(config), "--work-dir", str(tmp_path / "w"), "--device", "cpu"]
+    assert main([*argv, "--cfg-options", "model.backbone.h0=20", "model.backbone.w0=20"]) == 1
+    err = capsys.readouterr().err
+    assert "Make the model config (c0, h0, w0) match what the data pipeline produces" in err
+    assert "input_channels" not in err
+
+
+def test_only_the_top_k_the_head_computes_are_reported(tmp_path, capsys):
+    from deploy_helpers import tiny_config_checkpoint
+
+    _, work_dir = tiny_config_checkpoint()
+    config = write_tiny_config(tmp_path)  # the same model, without evaluation.metric_options
+    text = re.sub(r"\nevaluation = dict\(.*\)\n", "\n", config.read_text())
+    config.write_text(text.replace("topk=(1, 2)", "topk=(1,)"))
+    argv = ["test", str(config), "latest.pth", "--work-dir", str(work_dir), "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "top-1: " in out and "top-2" not in out and "top-5" not in out

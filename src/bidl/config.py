@@ -6,7 +6,7 @@ import difflib
 import os
 from pathlib import Path
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .config_check import check_config
 from .config_compat import adapt_bidl_config
@@ -58,6 +58,35 @@ def find_config(name_or_path: str | os.PathLike) -> Path:
         f"no config named {name!r}{hint}; searched {where}. "
         f"Give a path to a .py file or a name from `bidl list configs`."
     )
+
+
+def parse_cfg_options(items: list[str], flag: str = "--cfg-options") -> dict:
+    """``["runner.max_epochs=2", "model.backbone.neuron=lifplus"]`` -> a dict of overrides
+    (values parsed as mmengine's ``DictAction`` parses them: numbers, ``None``, ``True``,
+    lists ``[1,2]``, tuples ``(1,2)``). A malformed item is one ``BidlError`` that says how
+    to write it."""
+    options: dict = {}
+    for index, item in enumerate(items):
+        key, equals, value = item.partition("=")
+        if equals and key.strip():
+            check_override_depth({key.strip(): value}, flag)  # before a recursive parse
+            options[key.strip()] = DictAction._parse_iterable(value)
+            continue
+        if not equals:
+            following = items[index + 1] if index + 1 < len(items) else None
+            fix = (
+                f"{item}={following}"
+                if following is not None and "=" not in following
+                else f"{item}=VALUE"
+            )
+            raise BidlError(
+                f"{flag}: {item!r} has no '='; write each override as KEY=VALUE with "
+                f"no spaces around '=' (here: {fix})"
+            )
+        raise BidlError(
+            f"{flag}: {item!r} has no key before '='; write KEY=VALUE, e.g. runner.max_epochs=2"
+        )
+    return options
 
 
 def load_config(name_or_path: str | os.PathLike, cfg_options: dict | None = None) -> Config:

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from mmengine.config import DictAction
+from ..config import parse_cfg_options
+from ..registry import BidlError
+
+
+class CfgOptionsAction(argparse.Action):
+    """``--cfg-options KEY=VALUE ...`` into a dict; repeated flags add up; a malformed
+    item is argparse's one-line usage error, not a traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        options = dict(getattr(namespace, self.dest, None) or {})
+        try:
+            options.update(parse_cfg_options(list(values or []), option_string or self.dest))
+        except BidlError as err:
+            parser.error(str(err))
+        setattr(namespace, self.dest, options)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +28,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cfg-options",
         nargs="+",
-        action=DictAction,
+        action=CfgOptionsAction,
         metavar="KEY=VALUE",
         help="override config keys, e.g. runner.max_epochs=2 data.samples_per_gpu=8",
     )

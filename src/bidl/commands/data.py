@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from .common import CfgOptionsAction
+
 HELP = "prepare a dataset's cache, or convert BIDL's pickled data"
 EXAMPLE = "bidl data prepare DvsGesture --root data/dvs_gesture --set timesteps=60 size=40"
 
 
 def add_arguments(parser) -> None:
-    from mmengine.config import DictAction
-
     parser.add_argument("action", choices=["prepare", "convert"])
     parser.add_argument(
         "dataset",
@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--set",
         nargs="+",
-        action=DictAction,
+        action=CfgOptionsAction,
         default={},
         metavar="KEY=VALUE",
         help="dataset keywords that shape the cache, e.g. timesteps=16 size=40",
@@ -47,12 +47,21 @@ def run(args) -> None:
         return
     if args.dataset == "digits_dvs":
         from ..datasets.digits_dvs import prepare_digits_dvs
+        from ..registry import BidlError
 
+        options = dict(args.set or {})
+        unknown = sorted(set(options) - {"num_samples"})
+        if unknown:
+            raise BidlError(
+                f"bidl data prepare digits_dvs: --set takes num_samples (the first N digits, "
+                f"for quick runs), not {', '.join(unknown)}; --seed and --size are options"
+            )
         path = prepare_digits_dvs(
             args.root or "data/digits_dvs",
             seed=args.seed,
             size=args.size,
             overwrite=args.overwrite,
+            num_samples=options.get("num_samples"),
             verbose=True,
         )
         print(f"DigitsDVS cache ready in {path}")

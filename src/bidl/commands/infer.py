@@ -33,6 +33,7 @@ def infer_from_args(args) -> dict:
     from ..deploy.artifact import config_hash
     from ..engine.apis import build_datasets
     from ..engine.dataloader import build_dataloader
+    from ..engine.metrics import metric_options
 
     cfg = load_config(args.config, args.cfg_options)
     with Runtime(args.artifact, device=args.device) as runtime:
@@ -49,7 +50,7 @@ def infer_from_args(args) -> dict:
             dataset, runtime.batch_size, int(cfg.data.get("workers_per_gpu", 0))
         )
         result = runtime.infer(loader)
-    options = (cfg.get("evaluation") or {}).get("metric_options") or {"topk": (1, 5)}
+    options = metric_options(cfg)
     metrics = dataset.evaluate(result.scores.astype("float32"), metric_options=options)
     metrics.update(
         samples=result.samples,

@@ -14,8 +14,21 @@ def add_arguments(parser) -> None:
         "--seed", type=int, default=None, help="random seed (default: the config's, else 0)"
     )
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
-    parser.add_argument("--resume-from", default=None, help="checkpoint to resume training from")
-    parser.add_argument("--load-from", default=None, help="checkpoint whose weights start training")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from latest.pth in the work dir (start afresh when there is none)",
+    )
+    parser.add_argument(
+        "--resume-from",
+        default=None,
+        help="checkpoint to resume training from: a path, or a file name in the work dir",
+    )
+    parser.add_argument(
+        "--load-from",
+        default=None,
+        help="checkpoint whose weights start training: a path, or a file name in the work dir",
+    )
     parser.add_argument(
         "--launcher",
         choices=("none", "pytorch"),
@@ -40,6 +53,7 @@ def run(args) -> None:
         seed=args.seed,
         deterministic=args.deterministic or None,
         launcher=args.launcher,
+        resume=args.resume,
     )
     if metrics:
         print("final validation: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmengine.config import DictAction
+from .common import CfgOptionsAction
 
 HELP = (
     "animate an event stream or its frames (ON and OFF in two colours) as a GIF or MP4, "
@@ -44,7 +44,11 @@ def add_arguments(parser) -> None:
         "--out", default=None, help="a .gif or .mp4 path (default: WORK_DIR/viz/SPLIT-SAMPLE.gif)"
     )
     parser.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE", help="override keys"
+        "--cfg-options",
+        nargs="+",
+        action=CfgOptionsAction,
+        metavar="KEY=VALUE",
+        help="override keys",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
     parser.add_argument("--work-dir", default=None, help="default: work_dirs/<config name>")

@@ -17,6 +17,7 @@ from .checkpoint import load_weights
 from .dataloader import build_dataloader, seed_everything
 from .distributed import init_dist, is_main_process, local_device
 from .evaluation import predict
+from .metrics import metric_options
 from .runner import EpochBasedRunner, autocast_context
 
 
@@ -50,10 +51,12 @@ def train_model(
     seed: int | None = None,
     deterministic: bool | None = None,
     launcher: str = "none",
+    resume: bool = False,
 ) -> dict:
     """Train a config; returns the last validation metrics (rank 0's under torchrun).
 
-    ``launcher='pytorch'``: one process of a torchrun job (data-parallel, ``dist_params``)."""
+    ``launcher='pytorch'``: one process of a torchrun job (data-parallel, ``dist_params``).
+    ``resume``: continue from the work dir's ``latest.pth`` where there is one."""
     cfg = load_config(config, cfg_options)
     backend = (cfg.get("dist_params") or {}).get("backend")
     started = launcher != "none" and not torch.distributed.is_initialized()
@@ -63,6 +66,7 @@ def train_model(
     work_dir = Path(work_dir or cfg.get("work_dir") or default_work_dir(cfg))
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg.work_dir = str(work_dir)
+    resolve_start_checkpoints(cfg, work_dir, resume)
     seed = int(cfg.get("seed", 0) if seed is None else seed)
     deterministic = bool(
         cfg.get("deterministic", False) if deterministic is None else deterministic
@@ -85,6 +89,23 @@ def train_model(
             lock.release()
         if started:
             torch.distributed.destroy_process_group()
+
+
+def resolve_start_checkpoints(cfg: Config, work_dir: Path, resume: bool) -> None:
+    """Set ``cfg.resume_from`` to the work dir's ``latest.pth`` for ``resume`` (unless one is
+    given); look bare names in ``resume_from`` / ``load_from`` up in the work dir."""
+    if resume and not cfg.get("resume_from"):
+        latest = work_dir / "latest.pth"
+        if latest.is_file():
+            cfg.resume_from = str(latest)
+        elif is_main_process():
+            print(f"--resume: no latest.pth in {work_dir} yet; training from the start")
+    for key in ("resume_from", "load_from"):
+        if cfg.get(key):
+            try:
+                cfg[key] = str(find_checkpoint(cfg[key], cfg, str(work_dir)))
+            except BidlError as err:
+                raise BidlError(f"{key}: {err}") from None
 
 
 def find_checkpoint(
@@ -123,7 +144,7 @@ def evaluate_checkpoint(
         dataset, int(cfg.data.samples_per_gpu), int(cfg.data.get("workers_per_gpu", 0))
     )
     scores, seconds = predict(model, loader, dev, autocast_context(cfg.get("fp16"), dev))
-    options = (cfg.get("evaluation") or {}).get("metric_options") or {"topk": (1, 5)}
+    options = metric_options(cfg)
     metrics = dataset.evaluate(scores, metric_options=options)
     metrics.update(
         samples=len(dataset),
