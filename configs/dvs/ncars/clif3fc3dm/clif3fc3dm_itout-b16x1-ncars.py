@@ -6,7 +6,9 @@ _base_ = [
     "../../../_base_/_runtime.py",
 ]
 timestep = 10
+evaluation = dict(metric_options=dict(topk=(1,)))  # two classes: top-5 would always be 100 %
 model = dict(
+    head=dict(topk=(1,)),
     backbone=dict(
         type="SeqClif3Fc3DmItout",
         timestep=timestep,
