@@ -158,9 +158,12 @@ def test_nir_graph_equals_bidl_with_channel_shared_soma_parameters():
     assert_nir_matches(model, example_input(model, batch=4, seed=6))
 
 
-def test_zoo_conv_lif_network_exports_exactly():
-    model = randomize_norms(build_small_backbone("SeqClif7Fc1Cd"))
-    assert_nir_matches(model, example_input(model, batch=2))
+def test_a_zoo_model_pooling_before_its_cells_names_the_pooling_to_train():
+    message = refusal(build_small_backbone("SeqClif7Fc1Cd"))  # BIDL's mp=True layout
+    assert "\n  body.0.pool (MaxPool2d): max pooling maps only on spikes (0 or 1), not on " in (
+        message
+    )
+    assert "pool_position='after'" in message
 
 
 def test_a_batch_norm_on_the_current_folds_into_the_layer_before_it():
