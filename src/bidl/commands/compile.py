@@ -7,7 +7,8 @@ from .common import add_config_args
 HELP = "compile a trained network into a state-explicit step graph (ONNX or AOTInductor)"
 EXAMPLE = (
     "bidl compile clif3fc3dm_itout-b16x1-digitsdvs --checkpoint latest.pth --batch 16 "
-    "--use_legacy 1"
+    "--use_legacy 1\n  "
+    "bidl compile clif3fc3dm_itout-b16x1-digitsdvs --checkpoint latest.pth --precision int8"
 )
 
 
@@ -35,6 +36,28 @@ def add_compile_args(parser) -> None:
     )
     parser.add_argument("--batch", type=int, default=1, help="batch size of the graph")
     parser.add_argument("--input-dtype", default="float32", choices=["float32", "float16", "uint8"])
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        metavar="{fp32,fp16,bf16,int8}",
+        help="fp16 / bf16: synaptic layers in half precision, neurons and states in float32 "
+        "(aoti, torch; fp16 also onnxruntime); int8: ONNX Runtime's static quantization, "
+        "calibrated on training samples (onnxruntime). Compiling a precision other than fp32 "
+        "prints its test accuracy beside fp32's and the largest output difference",
+    )
+    parser.add_argument(
+        "--calib-samples",
+        type=int,
+        default=64,
+        help="int8: training samples that calibrate the quantization ranges",
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=None,
+        help="test samples the reduced-precision artifact is compared with fp32 on "
+        "(default: the whole test split; 0: no comparison)",
+    )
     parser.add_argument(
         "--input-scale",
         type=float,
@@ -69,6 +92,9 @@ def compile_from_args(args):
         batch_size=args.batch,
         input_dtype=args.input_dtype,
         input_scale=args.input_scale,
+        precision=getattr(args, "precision", "fp32"),
+        calib_samples=getattr(args, "calib_samples", 64),
+        eval_samples=getattr(args, "eval_samples", None),
         out=args.out,
         use_legacy=bool(args.use_legacy),
         device=device,
@@ -93,6 +119,8 @@ def run(args) -> None:
     result = compile_from_args(args)
     if not args.segments:
         print(describe_manifest(read_manifest(result.path)))
+        if result.report is not None:
+            print(result.report.summary())
         return
     _, folders = read_pipeline(result.path)
     for folder in folders:

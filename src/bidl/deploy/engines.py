@@ -204,7 +204,12 @@ class TorchEngine(_TensorEngine):
             ) from None
         inp = manifest["input"]
         dtype = "float32" if inp["dtype"] == "int64" else inp["dtype"]  # token ids stay int64
-        self.graph = StepGraph(model, int(manifest["batch_size"]), dtype, inp.get("scale", 1.0))
+        precision = manifest.get("precision", "fp32")
+        if dtype == "float16":
+            precision = "fp32"  # the legacy all-float16 graph: the input dtype says it
+        self.graph = StepGraph(
+            model, int(manifest["batch_size"]), dtype, inp.get("scale", 1.0), precision
+        )
         self.graph = self.graph.to(device).eval()
         built = [[s.name, list(s.shape)] for s in self.graph.states]
         if built != [[s["name"], s["shape"]] for s in manifest["states"]]:

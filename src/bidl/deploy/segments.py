@@ -189,6 +189,7 @@ def compile_segments(
             "device": first.get("device"),
             "batch_size": first["batch_size"],
             "timesteps": first["timesteps"],
+            "precision": first.get("precision", "fp32"),
             "input": first["input"],
             "output": last["output"],
             "aggregation": last["aggregation"],
