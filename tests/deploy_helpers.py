@@ -25,6 +25,16 @@ OVERRIDES = {
     "SeqClif7Fc1Dg": dict(h=128, w=128),
     "ResNetLifBackbone": dict(stem_channels=8, base_channels=8),
     "ResNetLifReluBackbone": dict(stem_channels=8, base_channels=8),
+    # one block of each kind, narrow; a low threshold so that fresh weights spike
+    "Spikformer": dict(embed_dim=16, depth=1, num_heads=2, pooling_stat="0011", v_threshold=0.1),
+    # (its convolutions start at std 0.02, as in its paper's code)
+    "SpikeDrivenTransformer": dict(
+        embed_dim=16, depth=1, num_heads=2, pooling_stat="0011", v_threshold=0.01
+    ),
+    "MetaSpikformer": dict(
+        embed_dims=(8, 16, 16, 16), depths=(1, 1), conv_blocks=1, mlp_ratio=2, h=24, w=24
+    )
+    | dict(num_heads=2, v_threshold=0.1),
 }
 
 

@@ -111,7 +111,7 @@ class SpikeDrivenTransformer(TransformerBackbone):
     at each step the token mean passes a LIF and a linear classifier, averaged over time.
 
     ``pooling_stat`` as in the paper's code ('1111' ImageNet, '0011' CIFAR and 64x64
-    CIFAR10-DVS, '0111' 128x128 DVS128 Gesture); ``tau`` and ``spike_func`` as in
+    CIFAR10-DVS, '0111' 128x128 DVS128 Gesture); ``tau``, ``v_threshold`` and ``spike_func`` as in
     ``Spikformer``. The code's unused talking-heads convolution is left out; its optional
     DVS erosion (``dvs_mode``) is not offered.
     """
@@ -129,12 +129,15 @@ class SpikeDrivenTransformer(TransformerBackbone):
         nclass: int = 11,
         pooling_stat: str = "0111",
         tau: float = 2.0,
+        v_threshold: float = 1.0,
         spike_func: Any = None,
         amode: str = "mean",
         use_inner_loop: bool = False,
         split: list[int] | None = None,
     ) -> None:
-        super().__init__(timestep, input_channels, h, w, amode, use_inner_loop, tau, spike_func)
+        super().__init__(
+            timestep, input_channels, h, w, amode, use_inner_loop, tau, spike_func, v_threshold
+        )
         self.check_dims([embed_dim], num_heads, multiple=8)
         self.stem = MsSps(input_channels, embed_dim, pooling_stat, self.lif)
         self.body = nn.Sequential(

@@ -179,7 +179,7 @@ class MetaSpikformer(TransformerBackbone):
     - at each step the token mean passes a LIF and a linear classifier, averaged over time.
 
     BIDL's optional distillation head (``kd``) is not built: ``bidl`` distils through the
-    training config (``distill``) into the one head. ``tau`` and ``spike_func`` as in
+    training config (``distill``) into the one head. ``tau``, ``v_threshold`` and ``spike_func`` as in
     ``Spikformer``.
     """
 
@@ -196,12 +196,15 @@ class MetaSpikformer(TransformerBackbone):
         w: int = 224,
         nclass: int = 1000,
         tau: float = 2.0,
+        v_threshold: float = 1.0,
         spike_func: Any = None,
         amode: str = "mean",
         use_inner_loop: bool = False,
         split: list[int] | None = None,
     ) -> None:
-        super().__init__(timestep, input_channels, h, w, amode, use_inner_loop, tau, spike_func)
+        super().__init__(
+            timestep, input_channels, h, w, amode, use_inner_loop, tau, spike_func, v_threshold
+        )
         c1, c2, c3, c4 = _four(type(self).__name__, embed_dims)
         self.check_dims([c1, c2, c3, c4], num_heads, multiple=2)
         check_heads(type(self).__name__, c3, num_heads)

@@ -109,7 +109,8 @@ class Spikformer(TransformerBackbone):
     16x fewer rows and columns, the paper's ImageNet and neuromorphic models; '0011' for
     32x32 CIFAR). ``attn_scale`` is 0.125 in the paper (its CIFAR10-DVS code uses 0.25);
     ``qkv_bias`` gives Q, K, V biases (the CIFAR model has them). ``tau`` is the LIF's time
-    constant (``papers_lif``); ``spike_func`` replaces its surrogate.
+    constant and ``v_threshold`` its threshold (``papers_lif``: 2.0 and 1.0 in the papers;
+    the attention's LIF fires at half of it); ``spike_func`` replaces its surrogate.
     """
 
     def __init__(
@@ -127,12 +128,15 @@ class Spikformer(TransformerBackbone):
         attn_scale: float = 0.125,
         qkv_bias: bool = False,
         tau: float = 2.0,
+        v_threshold: float = 1.0,
         spike_func: Any = None,
         amode: str = "mean",
         use_inner_loop: bool = False,
         split: list[int] | None = None,
     ) -> None:
-        super().__init__(timestep, input_channels, h, w, amode, use_inner_loop, tau, spike_func)
+        super().__init__(
+            timestep, input_channels, h, w, amode, use_inner_loop, tau, spike_func, v_threshold
+        )
         self.check_dims([embed_dim], num_heads, multiple=8)
         self.stem = SpikformerSps(input_channels, embed_dim, pooling_stat, self.lif)
         self.body = nn.Sequential(

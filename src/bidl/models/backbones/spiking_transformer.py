@@ -173,8 +173,9 @@ def init_weights(model: nn.Module, conv: bool = False) -> None:
 
 
 class TransformerBackbone(SpikingBackbone):
-    """The shared frame: input ``[B, T, C, H, W]``, the papers' LIF, the checks of the
-    sizes (``embed_dim`` divisible into heads and by 8)."""
+    """The shared frame: input ``[B, T, C, H, W]``, the papers' LIF (time constant ``tau``,
+    threshold ``v_threshold`` in SpikingJelly's units, surrogate ``spike_func``), the
+    checks of the sizes (``embed_dim`` divisible into heads and by 8)."""
 
     def __init__(
         self,
@@ -186,14 +187,18 @@ class TransformerBackbone(SpikingBackbone):
         use_inner_loop: bool,
         tau: float,
         spike_func: Any,
+        v_threshold: float = 1.0,
     ) -> None:
         super().__init__((input_channels, h, w), timestep, amode, use_inner_loop)
+        if not v_threshold > 0:
+            raise BidlError(f"v_threshold must be > 0 (1.0 in the papers), got {v_threshold!r}")
         papers_lif(tau)  # checks tau once, with a clear message
-        self.tau = tau
+        self.tau, self.v_threshold = tau, v_threshold
         self.spike_func = spike_func
 
-    def lif(self, v_threshold: float = 1.0) -> Lif:
-        return papers_lif(self.tau, v_threshold, self.spike_func)
+    def lif(self, relative_threshold: float = 1.0) -> Lif:
+        """A LIF firing at ``relative_threshold * v_threshold`` (the attention's: 0.5)."""
+        return papers_lif(self.tau, relative_threshold * self.v_threshold, self.spike_func)
 
     def check_dims(self, dims: Sequence[int], heads: int, multiple: int = 1) -> None:
         name = type(self).__name__
