@@ -106,6 +106,17 @@ PARAMETER_COUNTS = [
     ("FastTextlifplusItout", dict(TEXT, **LIFPLUS), 21_137),
     ("SeqClif3Fc3LcItout", dict(LUNA, cmode="analog"), 1_208_130),
     ("SeqClifplus3Fc3LcItout", dict(LUNA, cmode="analog", **LIFPLUS), 1_208_130),
+    # the other depths of BIDL's ResNet classes (its ResNetLif takes bottleneck depths only)
+    ("ResNetLifItout", dict(RESNET_CIFAR, depth=10), 4_910_666),
+    ("ResNetLifReluItout", dict(RESNET_CIFAR, depth=10), 4_910_666),
+    ("ResNetLifItout", dict(RESNET_CIFAR, depth=34), 21_295_178),
+    ("ResNetLifReluItout", dict(RESNET_CIFAR, depth=34), 21_295_178),
+    ("ResNetLifItout", dict(RESNET_CIFAR, depth=101), 42_570_186),
+    ("ResNetLifReluItout", dict(RESNET_CIFAR, depth=101), 42_570_186),
+    ("ResNetLif", dict(RESNET_CIFAR, depth=101), 42_570_186),
+    ("ResNetLifItout", dict(RESNET_CIFAR, depth=152), 58_236_874),
+    ("ResNetLifReluItout", dict(RESNET_CIFAR, depth=152), 58_236_874),
+    ("ResNetLif", dict(RESNET_CIFAR, depth=152), 58_236_874),
 ]
 
 

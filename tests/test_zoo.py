@@ -53,8 +53,12 @@ LIFPLUS_SPREAD = [
     ("lifplus", [1, 1, 2, 2, 1, 2]),
     ("lifplus", [0, 0, 2, 1, 2, 0]),
 ]
-# every backbone with LIF and one rich LIF+ combination; the whole spread on three of them
-CASES = [(*pair, *LIF) for pair in NAMES] + [(*pair, *LIFPLUS_SPREAD[0]) for pair in NAMES]
+# every backbone with LIF and one rich LIF+ combination; the whole spread on three of them.
+# Through ResNet-50's 16 bottleneck blocks the richest one gives NaN gradients (in both loop
+# forms alike), so those nets take the next richest.
+CASES = [(*pair, *LIF) for pair in NAMES] + [
+    (*pair, *LIFPLUS_SPREAD[2 if pair[0] == "ResNetLif50" else 0]) for pair in NAMES
+]
 CASES += [(*NAMES[i], *neuron) for i in (11, 14, 17) for neuron in LIFPLUS_SPREAD[1:]]
 
 
