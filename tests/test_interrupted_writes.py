@@ -156,8 +156,8 @@ def failing_export(monkeypatch):
 
     original = compile_module._export_onnx
 
-    def half_written(graph, path):
-        original(graph, path)
+    def half_written(graph, path, *args, **kwargs):
+        original(graph, path, *args, **kwargs)
         data = Path(path).read_bytes()
         Path(path).write_bytes(data[: len(data) // 2])
         raise RuntimeError("injected failure while the graph is written")
