@@ -43,7 +43,8 @@ def summarize_backbone(name: str) -> BackboneSummary:
     factory = BACKBONES.get(name)
     cls = getattr(factory, "backbone_class", factory)
     defaults = getattr(factory, "defaults", {})
-    inner = defaults.get("use_inner_loop", False)
+    # a sequence-only network (temporal attention) has the IIM form alone
+    inner = defaults.get("use_inner_loop", getattr(cls, "sequence_only", False))
     settings = {k: v for k, v in sorted(defaults.items()) if k not in _LOOP_KEYS}
     parameters, layout = _summary(cls, settings)
     return BackboneSummary(name, cls.__name__, "IIM" if inner else "EIM", parameters, layout)
