@@ -20,7 +20,8 @@ STEPS = 2  # timesteps of the synthetic batch: the step graph is the same for an
 
 
 def config_param(name):
-    heavy = name.startswith("resnetlif")  # ImageNet-sized ResNets: seconds per step on CPU
+    # ImageNet-sized ResNets and transformers: seconds per step on CPU
+    heavy = name.startswith("resnetlif") or name.endswith("-imagenet")
     return pytest.param(name, marks=[pytest.mark.slow] if heavy else [], id=name)
 
 

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from bidl.datasets.base import DatasetNotFoundError
+from bidl.engine import train_model
 from bidl.registry import DATASETS, BidlError, build
 
 PIPELINE = [
@@ -82,3 +83,31 @@ def test_a_pipeline_that_makes_several_frames_is_refused(tmp_path):
     data.pipeline = lambda results: {**results, "img": np.zeros((2, 3, 4, 4), np.uint8)}
     with pytest.raises(BidlError, match="the pipeline must keep one frame"):
         data[0]
+
+
+def test_the_cifar10_image_config_trains_on_image_files(tmp_path):
+    write_images(tmp_path, "train", ["cat", "dog"], per_class=4, suffix=".png", size=(32, 32))
+    write_images(tmp_path, "test", ["cat", "dog"], per_class=2, suffix=".png", size=(32, 32))
+    options = {
+        "data.samples_per_gpu": 4,
+        "data.workers_per_gpu": 0,
+        "runner.max_epochs": 1,
+        "log_level": "WARNING",
+        "model.backbone.nclass": 2,
+        "model.backbone.embed_dim": 16,
+        "model.backbone.depth": 1,
+        "model.backbone.num_heads": 2,
+        "model.head.topk": (1,),
+        "evaluation.metric_options.topk": (1,),
+        "mixup.num_classes": 2,
+        "fp16": None,
+    }
+    for split in ("train", "val", "test"):
+        options[f"data.{split}.data_prefix"] = str(tmp_path)
+    metrics = train_model(
+        "spikformer_4_384-b128x4-cifar10",
+        work_dir=str(tmp_path / "work"),
+        cfg_options=options,
+        device="cpu",
+    )
+    assert 0 <= metrics["accuracy_top-1"] <= 100
