@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from bidl.deploy.nir_export import NirExportError, export_nir
 from bidl.models.backbones.sdt_v2 import BnPad
 from bidl.models.backbones.spiking_transformer import papers_lif, spiking_attention
 from bidl.registry import BACKBONES, BidlError, build
@@ -176,3 +177,22 @@ def test_segments_of_a_transformer_chain_to_the_whole_model():
         segment.load_state_dict(segment.segment_state_dict(whole.state_dict()))
     x = spikes(whole)
     assert torch.allclose(second(first(x)), whole(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,node",
+    [
+        ("spikformer_tiny", "body.0.attn (SpikingSelfAttention) computes Q K^T V"),
+        ("sdt_tiny", "body.0.attn (SpikeDrivenSelfAttention) computes Q * LIF(sum over"),
+        ("metaspikformer_tiny", "body.7.attn (MsAttention) computes Q (K^T V)"),
+    ],
+)
+def test_nir_export_refuses_once_naming_the_attention(name, node, tmp_path):
+    pytest.importorskip("nir")
+    model = build(dict(type=name, **TINY[name]), BACKBONES).eval()
+    with pytest.raises(NirExportError) as err:
+        export_nir(model, tmp_path / "model.nir")
+    message = str(err.value)
+    assert message.startswith(f"{type(model).__name__} has no NIR form: {node}")
+    assert "NIR has no node that multiplies activations" in message
+    assert message.count("\n") == 0 and not (tmp_path / "model.nir").exists()

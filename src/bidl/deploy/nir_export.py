@@ -297,6 +297,9 @@ def to_nir(model: nn.Module, dt: float = 1.0):
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise BidlError(f"NIR export: dt must be a positive number (a time step), got {dt!r}")
     backbone, neck = split_classifier(model)
+    refusal = backbone.nir_refusal() if hasattr(backbone, "nir_refusal") else None
+    if refusal:  # e.g. a spiking transformer's attention: one clear reason, not every block
+        raise NirExportError(f"{type(backbone).__name__} has no NIR form: {refusal}.")
     problems = []
     if neck is not None:
         problems.append(

@@ -50,6 +50,9 @@ class SpikeDrivenSelfAttention(SpikingLayer):
     then ``BN(linear(.))``. The column sum runs per channel, so the head split of the
     paper's code changes nothing and costs nothing here."""
 
+    #: what NIR export names when it refuses the network
+    activation_product = "Q * LIF(sum over tokens of K * V)"
+
     def __init__(self, dim: int, heads: int, lif) -> None:
         super().__init__()
         check_heads(type(self).__name__, dim, heads)

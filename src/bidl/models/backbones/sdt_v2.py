@@ -134,6 +134,9 @@ class MsAttention(SpikingLayer):
     """``s = LIF(u)``; ``Q, K, V = LIF(BN(RepConv(s)))``; ``LIF_0.5(Q (K^T V) * 0.125)``;
     then ``BN(RepConv(.))`` (BIDL's ``MS_Attention_RepConv_qkv_id``)."""
 
+    #: what NIR export names when it refuses the network
+    activation_product = "Q (K^T V)"
+
     def __init__(self, dim: int, heads: int, lif, scale: float = 0.125) -> None:
         super().__init__()
         check_heads(type(self).__name__, dim, heads)

@@ -46,6 +46,9 @@ class SpikingSelfAttention(SpikingLayer):
     """SSA: ``Q, K, V = LIF(BN(linear(x)))``; ``LIF_0.5(Q K^T V * scale)``; then the
     projection ``LIF(BN(linear(.)))``. The linear layers are 1x1 convolutions."""
 
+    #: what NIR export names when it refuses the network
+    activation_product = "Q K^T V"
+
     def __init__(self, dim: int, heads: int, scale: float, qkv_bias: bool, lif) -> None:
         super().__init__()
         check_heads(type(self).__name__, dim, heads)

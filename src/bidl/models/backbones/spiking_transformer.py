@@ -200,6 +200,20 @@ class TransformerBackbone(SpikingBackbone):
         """A LIF firing at ``relative_threshold * v_threshold`` (the attention's: 0.5)."""
         return papers_lif(self.tau, relative_threshold * self.v_threshold, self.spike_func)
 
+    def nir_refusal(self) -> str | None:
+        """Why NIR cannot hold this network, naming its first attention: every NIR node
+        applies fixed weights to one input, none multiplies two activations."""
+        for name, module in self.named_modules():
+            product = getattr(type(module), "activation_product", None)
+            if product is not None:
+                return (
+                    f"{name} ({type(module).__name__}) computes {product}, which multiplies "
+                    f"spike tensors with each other; NIR has no node that multiplies "
+                    f"activations (its nodes apply fixed weights to one input). Deploy it as "
+                    f"a step graph (bidl compile: ONNX, AOTInductor or torch) instead"
+                )
+        return None
+
     def check_dims(self, dims: Sequence[int], heads: int, multiple: int = 1) -> None:
         name = type(self).__name__
         for dim in dims:
