@@ -209,3 +209,16 @@ def test_device_steps_on_cuda_give_the_cpu_tensors(name):
     got = DeviceAugmentation(plan.values())(batch, torch.device("cuda"))
     assert got["img"].is_cuda
     assert torch.equal(got["img"].cpu(), expected["img"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_several_workers_pin_on_several_threads_in_order():
+    dataset = Frames(24)
+    plain, _ = epoch_batches(dataset, 0, 2)
+    loader = build_dataloader(dataset, 4, 3, shuffle=True, seed=7, pin_memory=True)
+    assert loader.pin_threads == 3
+    loader.set_epoch(2)
+    pinned = list(loader)
+    assert all(batch["img"].is_pinned() for batch in pinned)
+    assert same_batches(plain, pinned)

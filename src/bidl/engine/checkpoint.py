@@ -56,15 +56,17 @@ def rng_states() -> dict:
 
 
 def set_rng_states(states: dict) -> None:
+    """Restore ``rng_states()``; the states may come from a checkpoint loaded onto a GPU
+    (``map_location``), generators take them from host memory."""
     random.setstate(_as_tuple(states["python"]))
     numpy_state = states["numpy"]
-    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    keys = numpy_state["keys"].cpu().numpy().astype(np.uint32)
     np.random.set_state(
         ("MT19937", keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"])
     )
-    torch.set_rng_state(states["torch"])
+    torch.set_rng_state(states["torch"].cpu())
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
 
 
 def _as_tuple(value):

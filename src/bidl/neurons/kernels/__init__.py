@@ -171,6 +171,67 @@ def norm_lif_applies(cell, x_seq: torch.Tensor) -> bool:
     return True
 
 
+def bn_lif_applies(cell, x_seq: torch.Tensor) -> bool:
+    """Whether the Triton kernels of BIDL's layout apply: a training batch norm (exactly
+    ``BatchNorm1d``/``BatchNorm2d``, a momentum) on the membrane of a spiking ``Lif`` that
+    starts from its initial state, float32 everywhere, a built-in surrogate, soma
+    parameters without gradient, no training noise."""
+    if torch.compiler.is_compiling() or not triton_available() or not x_seq.is_cuda:
+        return False
+    norm = cell.norm
+    if type(norm) not in (nn.BatchNorm1d, nn.BatchNorm2d) or not norm.training:
+        return False
+    if norm.momentum is None or (norm.track_running_stats and norm.running_mean is None):
+        return False
+    tensors = [x_seq, *norm.parameters(), *norm.buffers()]
+    if any(t.dtype != torch.float32 for t in tensors if t.is_floating_point()):
+        return False
+    if cell.mode != "spike" or cell.state is not None or cell.channel_dim != 1 or x_seq.dim() < 3:
+        return False
+    if cell.training and cell.noise > 0:
+        return False
+    if type(cell.spike_fn) not in _SURROGATE_CODES:
+        return False
+    soma = [getattr(cell, key) for key in _SOMA_NAMES]
+    return all(p.dtype == torch.float32 and not p.requires_grad for p in soma)
+
+
+def bn_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
+    """All ``T`` training steps of ``cell`` (``bn_lif_applies``) on ``x_seq`` in ``2T + 1``
+    kernels forward and backward; the last membrane is left in ``cell.state`` (without
+    gradient: a backbone resets its states before each sequence)."""
+    from .bn_lif_triton import BnLifFunction
+
+    order = _dense_order(x_seq)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    laid_out = x_seq.permute(order).contiguous()  # a view unless no dense order exists
+    sizes = list(laid_out.shape)
+    position = order.index(2)  # the channel dim of [T, B, C, ...]
+    outer, inner = math.prod(sizes[1:position]), math.prod(sizes[position + 1 :])
+    norm = cell.norm
+    steps = x_seq.shape[0]
+    if norm.track_running_stats and norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(steps)  # one batch per step, as the loop counts them
+    spike_fn = cell.spike_fn
+    setup = (
+        (outer, sizes[position], inner),
+        norm.running_mean if norm.track_running_stats else None,
+        norm.running_var if norm.track_running_stats else None,
+        norm.momentum,
+        norm.eps,
+        tuple(getattr(cell, key).detach().reshape(-1).contiguous() for key in _SOMA_NAMES),
+        _SURROGATE_CODES[type(spike_fn)],
+        float(getattr(spike_fn, spike_fn._param)),
+    )
+    device = torch.cuda.device(x_seq.device) if x_seq.is_cuda else nullcontext()
+    with device:
+        out, v_last = BnLifFunction.apply(laid_out.view(steps, -1), norm.weight, norm.bias, setup)
+    step_order = [d - 1 for d in order[1:]]
+    step_inverse = sorted(range(len(step_order)), key=step_order.__getitem__)
+    cell.state = {"v": v_last.view(sizes[1:]).permute(step_inverse)}
+    return out.view(sizes).permute(inverse)
+
+
 def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
     """All steps of ``cell`` (a plain ``Lif``) on ``x_seq`` through the fastest path that
     computes what its reference loop would, or None when none does."""
@@ -178,6 +239,8 @@ def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
         return None
     if x_seq.is_cuda and fused_lif_applies(cell, x_seq):
         return fused_lif_multi_step(cell, x_seq)
+    if bn_lif_applies(cell, x_seq):
+        return bn_lif_multi_step(cell, x_seq)
     if norm_lif_applies(cell, x_seq):
         output = _NORM_SPIKE_OUTPUT if cell.mode == "spike" else cell._memb_index
         return norm_lif_multi_step(cell, x_seq, output)
@@ -185,6 +248,8 @@ def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
 
 
 __all__ = [
+    "bn_lif_applies",
+    "bn_lif_multi_step",
     "fused_lif_applies",
     "fused_lif_multi_step",
     "fused_multi_step",
