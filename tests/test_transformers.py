@@ -6,9 +6,15 @@ import pytest
 import torch
 from torch import nn
 
+from bidl.analysis import ActivityMonitor
+from bidl.analysis.report import EnergyModel, build_report, papers_energy
 from bidl.deploy.nir_export import NirExportError, export_nir
 from bidl.models.backbones.sdt_v2 import BnPad
-from bidl.models.backbones.spiking_transformer import papers_lif, spiking_attention
+from bidl.models.backbones.spiking_transformer import (
+    AttentionProduct,
+    papers_lif,
+    spiking_attention,
+)
 from bidl.registry import BACKBONES, BidlError, build
 
 # small enough to run in a fraction of a second; every block kind is in each
@@ -196,3 +202,65 @@ def test_nir_export_refuses_once_naming_the_attention(name, node, tmp_path):
     assert message.startswith(f"{type(model).__name__} has no NIR form: {node}")
     assert "NIR has no node that multiplies activations" in message
     assert message.count("\n") == 0 and not (tmp_path / "model.nir").exists()
+
+
+@pytest.mark.parametrize("inner", [False, True])
+def test_analysis_counts_the_attention_products_as_the_papers_do(inner):
+    kwargs = dict(TINY["spikformer_tiny"], h=32, w=32)  # 8 x 8 tokens, 4 heads of 16: Q (K^T V)
+    model = build(dict(type="spikformer_tiny", **kwargs, use_inner_loop=inner), BACKBONES)
+    attention = model.body[0].attn
+    seen = []
+    attention.product.register_forward_hook(lambda m, args, out: seen.append(args))
+    x = spikes(model, batch=3)
+    with torch.no_grad(), ActivityMonitor(model) as monitor:
+        monitor.begin_batch(3)
+        model(x)
+        monitor.end_batch()
+    q, k, v = (torch.cat([a[i].reshape(-1, *a[i].shape[-3:]) for a in seen]) for i in range(3))
+    dim = q.shape[-3] // attention.product.heads
+    expected = ((q != 0).sum() + (k != 0).sum()).item() * dim
+    stats = monitor.synapses["body.0.attn.product"]
+    assert stats.accumulates == expected > 0 and stats.kind == "spikes"
+    tokens = q.shape[-1] * q.shape[-2]
+    assert stats.macs_per_step == 2 * q.shape[-3] * tokens * dim
+    report = build_report(monitor)
+    layers = report["synaptic_layers"]
+    first, rest = layers[0], layers[1:]
+    assert first["input_kind"] == "spikes" and report["total"]["papers_sops_per_sample"] == (
+        pytest.approx(
+            sum(s["input_rate"] * s["timesteps"] * s["ann_macs_per_timestep"] for s in layers)
+        )
+    )
+    assert all(s["papers_sops_per_sample"] >= 0 for s in rest)
+
+
+def test_sdt_column_sum_counts_one_accumulate_per_surviving_spike():
+    model = build(dict(type="sdt_tiny", **TINY["sdt_tiny"]), BACKBONES)  # training: spikes
+    seen = []
+    model.body[0].attn.column_sum.register_forward_hook(lambda m, args, out: seen.append(args))
+    with torch.no_grad(), ActivityMonitor(model) as monitor:
+        model(spikes(model))
+    expected = sum(((k * v) != 0).sum().item() for k, v in seen)
+    assert monitor.synapses["body.0.attn.column_sum"].accumulates == expected > 0
+
+
+def test_papers_energy_formula_runs_the_encoding_layer_once():
+    energy = EnergyModel(pj_per_ac=1.0, pj_per_mac=10.0)
+    layers = [
+        dict(input_kind="analog", ann_macs_per_timestep=100, papers_sops_per_sample=400.0),
+        dict(input_kind="spikes", ann_macs_per_timestep=50, papers_sops_per_sample=20.0),
+    ]
+    assert papers_energy(layers, energy) == {
+        "papers_sops_per_sample": 20.0,
+        "papers_energy_pj": 100 * 10.0 + 20.0 * 1.0,
+    }
+
+
+def test_the_quadratic_order_counts_q_spikes_across_tokens_and_qk_counts_across_v():
+    torch.manual_seed(0)
+    q, k, v = ((torch.rand(1, 8, 2, 2) < 0.5).float() for _ in range(3))  # d = 8 >= 4 tokens
+    product = AttentionProduct(heads=1, scale=1.0)
+    qk = q.reshape(8, 4).T @ k.reshape(8, 4)  # [tokens, tokens] counts
+    expected = (q != 0).sum().item() * 4 + qk.sum().item() * 8
+    assert product.synaptic_operations(q, k, v).tolist() == [expected]
+    assert product.dense_macs((8, 2, 2)) == 2 * 4 * 4 * 8

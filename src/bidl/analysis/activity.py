@@ -107,7 +107,8 @@ class ActivityMonitor:
             self.neurons[name] = NeuronStats(name, type(cell).__name__)
         if synapses:
             for name, module in model.named_modules():
-                if is_synaptic(module):
+                # a product of spike tensors (an attention) counts its own operations
+                if is_synaptic(module) or hasattr(module, "synaptic_operations"):
                     self.synapses[name] = SynapseStats(name, type(module).__name__)
 
     # ------------------------------------------------------------------ hooks
@@ -117,9 +118,10 @@ class ActivityMonitor:
             cell = modules[name]
             self._handles.append(cell.register_forward_hook(self._cell_hook(name)))
         for name in self.synapses:
-            self._handles.append(
-                modules[name].register_forward_pre_hook(self._synapse_hook(name, modules[name]))
-            )
+            module = modules[name]
+            hook = self._product_hook if hasattr(module, "synaptic_operations") else None
+            hook = (hook or self._synapse_hook)(name, module)
+            self._handles.append(module.register_forward_pre_hook(hook))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -207,6 +209,34 @@ class ActivityMonitor:
             stats.accumulates += float(row_ops.sum())
             stats.nonzero += float((x != 0).sum())
             stats.input_sum += float(values.sum())
+            stats.elements += x.numel()
+            if stats.batch_ops is not None:
+                per_sample = self._per_sample(row_ops.cpu())
+                if per_sample is not None:
+                    stats.batch_ops += per_sample
+
+        return hook
+
+    def _product_hook(self, name: str, module: nn.Module):
+        """A product of activations (e.g. ``Q K^T V``) reports its accumulates per (step,
+        sample) row itself (``synaptic_operations``) and its dense MACs per row."""
+        stats = self.synapses[name]
+
+        def hook(_module, args) -> None:
+            inputs = [a.detach() for a in args if torch.is_tensor(a)]
+            if not inputs:
+                return
+            row_ops = module.synaptic_operations(*inputs).double()
+            x = inputs[0]
+            shape = tuple(x.shape[x.dim() - 3 :])
+            if stats.shape != shape:
+                stats.shape, stats.macs_per_step = shape, module.dense_macs(shape)
+            for tensor in inputs:
+                stats.kind = _worse(stats.kind, input_kind(tensor))
+            stats.rows += row_ops.numel()
+            stats.accumulates += float(row_ops.sum())
+            stats.nonzero += float((x != 0).sum())
+            stats.input_sum += float(x.double().sum())
             stats.elements += x.numel()
             if stats.batch_ops is not None:
                 per_sample = self._per_sample(row_ops.cpu())

@@ -12,6 +12,13 @@ Energy model (per sample):
 - the equivalent non-spiking network runs each layer once, densely, on one frame:
   ``E_ann = dense MACs per step * pJ_per_MAC``.
 
+The spiking-transformer papers' formula (Spikformer, Spike-driven Transformer v1/v2)
+is also reported, so that their energy figures can be recomputed from an architecture and
+its firing rates: ``E = pJ_per_MAC * FLOPs(first layer) + pJ_per_AC * sum over the other
+layers of fr * T * FLOPs``, with ``fr`` the mean input of the layer per element and step
+(its firing rate; the share of non-zero inputs for analog ones) and FLOPs the dense MACs
+of one step; the encoding layer runs once.
+
 Default figures: 0.9 pJ per 32-bit float accumulate and 4.6 pJ per multiply-accumulate
 in a 45 nm process (Horowitz, ISSCC 2014), the figures the spiking-network literature uses.
 """
@@ -101,7 +108,28 @@ def synapse_summary(stats, samples: int, energy: EnergyModel) -> dict:
     }
     if stats.per_sample and not analog:
         entry["sops_per_sample_std"] = float(np.std(stats.per_sample))
+    # the papers' fr * T * FLOPs (fr: mean input per element and step; for analog inputs
+    # the share of non-zero ones)
+    rate = entry["input_nonzero_rate"] if analog else stats.input_sum / max(1, stats.elements)
+    entry["input_rate"] = rate
+    entry["papers_sops_per_sample"] = rate * steps * stats.macs_per_step
     return entry
+
+
+def papers_energy(synapses: list[dict], energy: EnergyModel) -> dict:
+    """The papers' ``E_MAC * FLOPs(first layer) + E_AC * sum(fr * T * FLOPs)`` (see the
+    module docstring) from the per-layer summaries, in execution order."""
+    if not synapses:
+        return {"papers_sops_per_sample": 0.0, "papers_energy_pj": 0.0}
+    first, rest = synapses[0], synapses[1:]
+    encoding = first["ann_macs_per_timestep"] if first["input_kind"] == "analog" else 0.0
+    sops = sum(s["papers_sops_per_sample"] for s in rest) + (
+        0.0 if encoding else first["papers_sops_per_sample"]
+    )
+    return {
+        "papers_sops_per_sample": sops,
+        "papers_energy_pj": encoding * energy.pj_per_mac + sops * energy.pj_per_ac,
+    }
 
 
 def build_report(monitor: ActivityMonitor, energy: EnergyModel | None = None) -> dict:
@@ -120,6 +148,7 @@ def build_report(monitor: ActivityMonitor, energy: EnergyModel | None = None) ->
         "ann_energy_pj": sum(s["ann_energy_pj"] for s in synapses),
         "spikes_per_sample": sum(n["spikes_per_sample"] or 0.0 for n in neurons),
     }
+    total.update(papers_energy(synapses, energy))
     total["energy_ratio_ann_over_snn"] = (
         total["ann_energy_pj"] / total["snn_energy_pj"] if total["snn_energy_pj"] else None
     )
@@ -221,6 +250,8 @@ def format_report(report: dict) -> str:
         f" E_snn {_energy(total['snn_energy_pj'])};"
         f" equivalent ANN {_si(total['ann_macs_per_timestep'])} MACs,"
         f" E_ann {_energy(total['ann_energy_pj'])}" + (f" ({ratio:.2f}x the SNN)" if ratio else ""),
+        f"papers' formula (E_MAC x FLOPs of the first layer + E_AC x sum of fr x T x FLOPs): "
+        f"{_si(total['papers_sops_per_sample'])} SOPs, {_energy(total['papers_energy_pj'])}",
         f"energy figures: {energy['pj_per_ac']} pJ per accumulate, {energy['pj_per_mac']} pJ "
         f"per multiply-accumulate ({energy['process']})",
     ]

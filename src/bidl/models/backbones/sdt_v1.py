@@ -17,6 +17,7 @@ from torch import nn
 from ...layers import SpikingLayer
 from .base import register_factory
 from .spiking_transformer import (
+    ColumnSum,
     PatchSplitting,
     TransformerBackbone,
     check_heads,
@@ -62,6 +63,7 @@ class SpikeDrivenSelfAttention(SpikingLayer):
             self.add_module(f"{name}_conv", nn.Conv2d(dim, dim, 1, bias=False))
             self.add_module(f"{name}_bn", nn.BatchNorm2d(dim))
             self.add_module(f"{name}_lif", lif())
+        self.column_sum = ColumnSum()
         self.talking_heads_lif = lif(0.5)
         self.proj_conv = nn.Conv2d(dim, dim, 1)
         self.proj_bn = nn.BatchNorm2d(dim)
@@ -75,7 +77,7 @@ class SpikeDrivenSelfAttention(SpikingLayer):
             )
             for n in ("q", "k", "v")
         )
-        kv = apply(self.talking_heads_lif, (k * v).sum(dim=(-2, -1), keepdim=True))
+        kv = apply(self.talking_heads_lif, self.column_sum(k, v))
         return apply(self.proj_bn, apply(self.proj_conv, q * kv))
 
 

@@ -22,11 +22,11 @@ from ...registry import BidlError
 from .base import register_factory
 from .sdt_v1 import MsMlp
 from .spiking_transformer import (
+    AttentionProduct,
     TransformerBackbone,
     check_heads,
     init_weights,
     readout,
-    spiking_attention,
 )
 
 
@@ -140,7 +140,7 @@ class MsAttention(SpikingLayer):
     def __init__(self, dim: int, heads: int, lif, scale: float = 0.125) -> None:
         super().__init__()
         check_heads(type(self).__name__, dim, heads)
-        self.heads, self.scale = heads, scale
+        self.product = AttentionProduct(heads, scale)
         self.head_lif = lif()
         for name in ("q", "k", "v"):
             self.add_module(f"{name}_conv", rep_conv_bn(dim))
@@ -154,7 +154,7 @@ class MsAttention(SpikingLayer):
             apply(getattr(self, f"{n}_lif"), apply(getattr(self, f"{n}_conv"), s))
             for n in ("q", "k", "v")
         )
-        y = apply(self.attn_lif, spiking_attention(q, k, v, self.heads, self.scale))
+        y = apply(self.attn_lif, self.product(q, k, v))
         return apply(self.proj_conv, y)
 
 

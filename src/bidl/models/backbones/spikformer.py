@@ -16,12 +16,12 @@ from torch import nn
 from ...layers import SpikingLayer
 from .base import register_factory
 from .spiking_transformer import (
+    AttentionProduct,
     PatchSplitting,
     TransformerBackbone,
     check_heads,
     init_weights,
     readout,
-    spiking_attention,
 )
 
 
@@ -52,7 +52,7 @@ class SpikingSelfAttention(SpikingLayer):
     def __init__(self, dim: int, heads: int, scale: float, qkv_bias: bool, lif) -> None:
         super().__init__()
         check_heads(type(self).__name__, dim, heads)
-        self.heads, self.scale = heads, scale
+        self.product = AttentionProduct(heads, scale)
         for name in ("q", "k", "v"):
             self.add_module(f"{name}_conv", nn.Conv2d(dim, dim, 1, bias=qkv_bias))
             self.add_module(f"{name}_bn", nn.BatchNorm2d(dim))
@@ -70,7 +70,7 @@ class SpikingSelfAttention(SpikingLayer):
             )
             for n in ("q", "k", "v")
         )
-        y = apply(self.attn_lif, spiking_attention(q, k, v, self.heads, self.scale))
+        y = apply(self.attn_lif, self.product(q, k, v))
         return apply(self.proj_lif, apply(self.proj_bn, apply(self.proj_conv, y)))
 
 

@@ -82,6 +82,64 @@ def spiking_attention(
     return merge_heads(out * scale, height, width)
 
 
+def _rows(x: torch.Tensor) -> int:
+    """How many (step, sample) rows ``[..., C, H, W]`` holds."""
+    return x.numel() // max(1, x.shape[-3] * x.shape[-2] * x.shape[-1])
+
+
+def _spikes_per_row(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(_rows(x), -1).double().sum(1) if x.numel() else x.new_zeros(0)
+
+
+class AttentionProduct(nn.Module):
+    """``spiking_attention`` as a module, so that analysis hooks see it and count what
+    spike-driven hardware adds: each spike of a left operand accumulates one row of the
+    right one (``nnz(left) x width(right)``; an integer entry of ``Q K^T`` counts as that
+    many spikes). The papers' formula is the same count: firing rate x T x FLOPs."""
+
+    def __init__(self, heads: int, scale: float) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, scale
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return spiking_attention(q, k, v, self.heads, self.scale)
+
+    def _linear_order(self, shape: tuple[int, ...]) -> bool:
+        channels, height, width = shape[-3:]
+        return channels // self.heads < height * width  # Q (K^T V)
+
+    def synaptic_operations(self, q, k, v) -> torch.Tensor:
+        """Accumulates per (step, sample) row, in the order the product runs."""
+        channels, height, width = q.shape[-3:]
+        dim, tokens = channels // self.heads, height * width
+        if self._linear_order(q.shape):  # K^T V, then Q (K^T V): d-wide rows each
+            return (_spikes_per_row(k) + _spikes_per_row(q)) * dim
+        counts = split_heads(q, self.heads) @ split_heads(k, self.heads).transpose(-1, -2)
+        return _spikes_per_row(q) * tokens + counts.reshape(_rows(q), -1).double().sum(1) * dim
+
+    def dense_macs(self, shape: tuple[int, ...]) -> int:
+        """MACs of the same product on dense inputs of one (step, sample)."""
+        channels, height, width = shape[-3:]
+        dim, tokens = channels // self.heads, height * width
+        inner = dim if self._linear_order(shape) else tokens
+        return 2 * self.heads * tokens * dim * inner
+
+
+class ColumnSum(nn.Module):
+    """SDSA's ``sum over tokens of K * V``: with spikes, ``K * V`` is a mask and the sum
+    adds one per surviving spike (``nnz(K * V)`` accumulates, the papers' count)."""
+
+    def forward(self, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (k * v).sum(dim=(-2, -1), keepdim=True)
+
+    def synaptic_operations(self, k, v) -> torch.Tensor:
+        return _spikes_per_row(k * v)
+
+    def dense_macs(self, shape: tuple[int, ...]) -> int:
+        channels, height, width = shape[-3:]
+        return channels * height * width
+
+
 def check_heads(owner: str, dim: int, heads: int) -> None:
     if heads < 1 or dim % heads:
         raise BidlError(f"{owner}: the width {dim} must divide into num_heads={heads} heads")
