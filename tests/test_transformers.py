@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from bidl.analysis import ActivityMonitor
+from bidl.analysis.formula import formula_energy, layer_flops
 from bidl.analysis.report import EnergyModel, build_report, papers_energy
 from bidl.deploy.nir_export import NirExportError, export_nir
 from bidl.models.backbones.sdt_v2 import BnPad
@@ -264,3 +265,19 @@ def test_the_quadratic_order_counts_q_spikes_across_tokens_and_qk_counts_across_
     expected = (q != 0).sum().item() * 4 + qk.sum().item() * 8
     assert product.synaptic_operations(q, k, v).tolist() == [expected]
     assert product.dense_macs((8, 2, 2)) == 2 * 4 * 4 * 8
+
+
+def test_the_papers_energy_from_an_architecture_and_firing_rates():
+    model = build(dict(type="spikformer_tiny", **TINY["spikformer_tiny"]), BACKBONES)
+    flops = layer_flops(model)
+    first = next(iter(flops))
+    assert (first, flops[first]) == ("stem.proj_conv", 8 * 16 * 16 * 2 * 9)
+    # 4 x 4 tokens, 4 heads of 16 channels: (Q K^T) V, 2 * heads * N * N * d
+    assert flops["body.0.attn.product"] == 2 * 4 * 16 * 16 * 16
+    rest = sum(macs for name, macs in flops.items() if name != first)
+    result = formula_energy(flops, 0.1, timesteps=4, energy=EnergyModel(1.0, 10.0))
+    assert result["encoding_macs"] == flops[first]
+    assert result["sops_per_sample"] == pytest.approx(0.1 * 4 * rest)
+    assert result["energy_pj"] == pytest.approx(10.0 * flops[first] + 0.4 * rest)
+    with pytest.raises(BidlError, match="no synaptic layer named 'body.9.attn'"):
+        formula_energy(flops, {"body.9.attn": 0.1}, timesteps=4)
