@@ -15,6 +15,11 @@ receiver (at most ``window`` messages unacknowledged, the receiver's readiness),
 slice k+1 works on batch n, slice k is already on batch n+1: many batches are in flight and
 frame rate grows with the number of devices. Messages travel over torch.distributed point-
 to-point operations (gloo between CPU processes, NCCL between GPUs).
+
+Keeping every device busy: the processes of column 0 read, pad and upload the next batches
+in a thread (``prefetch.py``), so the first slice launches its steps without waiting for
+data; a later column posts the receive of its next step's activation before computing the
+current step, so the hand-off overlaps the compute.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ..engine.apis import build_datasets
 from ..engine.dataloader import build_dataloader
 from ..registry import BidlError
 from .engines import NUMPY_DTYPES, open_engine
+from .prefetch import Prefetcher
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "uint8": torch.uint8}
 
@@ -322,31 +328,50 @@ class GridProcess:
             parts = [self.engine.to_torch(states[i]).reshape(-1) for i in indices]
             self.sender.send(torch.cat(parts).to(self.comm_device), dst)
 
-    def _step_inputs(self, batch: np.ndarray | None) -> Iterator:
+    def _step_inputs(self, steps: list | None) -> Iterator:
         if self.column == 0:
-            window = np.ascontiguousarray(batch[:, self.first : self.last])
-            yield from self.engine.upload(window)
+            yield from steps
             return
         src = self.grid.rank(self.row, self.column - 1)
         spec = self.manifest["input"]
-        for _ in range(self.first, self.last):
-            yield self.engine.from_torch(self._recv(spec["shape"], spec["dtype"], src))
+
+        def post():
+            buffer = torch.empty(
+                spec["shape"], dtype=TORCH_DTYPES[spec["dtype"]], device=self.comm_device
+            )
+            return buffer, dist.irecv(buffer, src)
+
+        pending = post()
+        for step in range(self.first, self.last):
+            buffer, request = pending
+            if step + 1 < self.last:  # the next activation arrives while this step runs
+                pending = post()
+            request.wait()
+            yield self.engine.from_torch(buffer)
 
     # --- batches --------------------------------------------------------------------
 
-    def run_batch(self, batch: np.ndarray | None) -> None:
-        """This process's share of one batch (``batch`` is the data, for column 0)."""
+    def prepare(self, batch: np.ndarray) -> list:
+        """Column 0: a batch of data padded, cut to this slice's steps and uploaded."""
+        window = np.ascontiguousarray(self.pad(batch)[:, self.first : self.last])
+        return self.engine.upload(window)
+
+    def run_batch(self, steps: list | None) -> None:
+        """This process's share of one batch (``steps``: its uploaded input steps, for
+        column 0; see ``prepare``)."""
         if self.rank == 0:
             self.begins.append(time.perf_counter())
         states = self._receive_states()
         y_t = None
-        for x_t in self._step_inputs(batch):
+        for x_t in self._step_inputs(steps):
             started = self.clock.start()
             y_t, states = self.engine.step(x_t, states)
             self.clock.stop(started)
             if self.column < self.grid.segments - 1:
                 dst = self.grid.rank(self.row, self.column + 1)
-                self.sender.send(self.engine.to_torch(y_t).to(self.comm_device), dst)
+                # a copy: a CUDA-graph engine writes its next output into the same tensor
+                activation = self.engine.to_torch(y_t).to(self.comm_device, copy=True)
+                self.sender.send(activation, dst)
         self._send_states(states)
         if self.is_output:
             self.outputs.append(self.engine.fetch(y_t))
@@ -419,11 +444,16 @@ def run_grid_process(
     if count < 1:
         raise BidlError("grid input: no samples")
     batches = -(-count // work.batch_size)
-    feed = source.batches(work.batch_size) if work.column == 0 else None
+    feed = None
+    if work.column == 0:
+        feed = Prefetcher(source.batches(work.batch_size), work.prepare, device)
     warmup = min(max(0, warmup_batches), batches - 1)
 
     def run() -> None:
-        work.run_batch(work.pad(next(feed)) if feed is not None else None)
+        steps = feed.next() if feed is not None else None
+        if feed is not None and steps is None:
+            raise BidlError(f"grid input: fewer batches than the {count} samples announced")
+        work.run_batch(steps)
 
     for _ in range(warmup):
         run()

@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .artifact import (
     verify_files,
 )
 from .engines import ENGINES, NUMPY_DTYPES
+from .streaming import latency_summary
 
 _STOP = object()
 
@@ -100,6 +102,7 @@ class Runtime:
         self._worker: threading.Thread | None = None
         self._stream_states: list | None = None
         self._stream_rows = 0
+        self._step_seconds: deque = deque(maxlen=100_000)  # the latest steps' latencies
         if verbose:
             print(self.describe())
 
@@ -304,6 +307,7 @@ class Runtime:
     def step(self, x_t) -> np.ndarray:
         """Feed one timestep ``[N, *input]`` (N <= batch size) of a live stream; returns the
         running aggregate ``[N, ...]`` of the steps since the last ``reset``."""
+        start = time.perf_counter()
         array = self._as_array(x_t, "step")
         self._check_shape(array, 1, "one timestep [N, {dims}]", "step")
         rows = array.shape[0]
@@ -321,7 +325,14 @@ class Runtime:
         (x_dev,) = self.engine.upload(self._pad(array)[:, None])
         with self._engine_lock:
             y_t, self._stream_states = self.engine.step(x_dev, self._stream_states)
-            return self.engine.fetch(y_t)[:rows]
+            output = self.engine.fetch(y_t)[:rows]
+        self._step_seconds.append(time.perf_counter() - start)
+        return output
+
+    def step_latency_ms(self) -> dict[str, float]:
+        """p50, p99 and max latency of ``step`` (input checks, upload, the step, fetching
+        the output), in milliseconds, over this runtime's latest 100,000 steps."""
+        return latency_summary(self._step_seconds)
 
 
 def _fits_integers(array: np.ndarray, dtype: np.dtype) -> bool:
