@@ -186,24 +186,45 @@ def _execution_line(work: Path) -> str | None:
     return None
 
 
-def run_digits(out: Path, emit, device: str) -> None:
-    """The README's main job: prepare the embedded data set, then train; wall clocks."""
-    root, work = out / "digits_dvs", out / "digits_work"
-    status, prepare_s = bidl(
-        "data", "prepare", "digits_dvs", "--root", str(root), log=out / "prepare.log"
-    )
+def run_digits(out: Path, emit, device: str, seeds=(0,)) -> None:
+    """The README's main job: prepare the embedded data set (once), then train; wall clocks.
+    Several ``seeds`` show the spread of the final accuracy."""
+    root = out / "digits_dvs"
+    status, prepare_s = 0, 0.0
+    if not (root / "meta.json").exists():
+        status, prepare_s = bidl(
+            "data", "prepare", "digits_dvs", "--root", str(root), log=out / "prepare.log"
+        )
     options = [f"data.{split}.data_prefix={root}" for split in ("train", "val", "test")]
-    status2, train_s = bidl(
-        "train", "clif3fc3dm_itout-b16x1-digitsdvs", "--work-dir", str(work), "--device", device,
-        "--cfg-options", *options, log=out / "digits_train.log",
-    )  # fmt: skip
-    val = [r for r in read_log(work) if r.get("mode") == "val"]
-    emit(
-        bench="digitsdvs_main_job", status=[status, status2], prepare_s=prepare_s,
-        train_wall_s=train_s, top1=val[-1]["accuracy_top-1"] if val else None,
-        top1_per_epoch=[round(r["accuracy_top-1"], 2) for r in val],
-        execution=_execution_line(work),
-    )  # fmt: skip
+    for seed in seeds:
+        work = out / f"digits_work_seed{seed}"
+        status2, train_s = bidl(
+            "train", "clif3fc3dm_itout-b16x1-digitsdvs", "--work-dir", str(work), "--device",
+            device, "--seed", str(seed), "--cfg-options", *options,
+            log=out / f"digits_train_seed{seed}.log",
+        )  # fmt: skip
+        val = [r for r in read_log(work) if r.get("mode") == "val"]
+        epochs = _epoch_seconds(out / f"digits_train_seed{seed}.log")
+        emit(
+            bench="digitsdvs_main_job", seed=seed, status=[status, status2], prepare_s=prepare_s,
+            train_wall_s=train_s, epochs_s=epochs, sum_epochs_s=sum(epochs),
+            top1=val[-1]["accuracy_top-1"] if val else None,
+            top1_per_epoch=[round(r["accuracy_top-1"], 2) for r in val],
+            execution=_execution_line(work),
+        )  # fmt: skip
+
+
+def _epoch_seconds(console_log: Path) -> list[float]:
+    """Seconds of each epoch (training, validation, checkpoints) off the console lines."""
+    seconds = []
+    for line in console_log.read_text().splitlines() if console_log.exists() else []:
+        if line.startswith("epoch ") and "; " in line:
+            for part in line.split("; "):
+                part = part.split(", ")[0].strip()  # "6.1 s, ETA 42.7 s"
+                if part.endswith(" s") and part[:-2].replace(".", "").isdigit():
+                    seconds.append(float(part[:-2]))
+                    break
+    return seconds
 
 
 def time_step(forward, optimizer, iters: int) -> float:
@@ -365,6 +386,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--run", action="append", default=[], help="config and overrides")
     parser.add_argument("--digits", action="store_true", help="the DigitsDVS main job")
+    parser.add_argument("--digits-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--model-step", action="store_true", help="model steps alone, and SJ")
     parser.add_argument("--loader-only", action="store_true", help="each run's data path alone")
     parser.add_argument("--profile", nargs="*", default=[], help="configs whose step to profile")
@@ -383,7 +405,7 @@ def main() -> None:
     for spec in args.run:
         run_train(spec, Path(args.cifar_root), out, emit, args.device)
     if args.digits:
-        run_digits(out, emit, args.device)
+        run_digits(out, emit, args.device, args.digits_seeds)
     if args.model_step:
         model_steps(sorted({shlex.split(spec)[0] for spec in args.run}), emit)
     for config in args.profile:
@@ -403,7 +425,10 @@ def main() -> None:
         elif row.get("bench") == "loader_only":
             print(f"{'data path alone: ' + row['config']:48s} {row['samples_per_s']:10.0f}")
         elif row.get("bench") == "digitsdvs_main_job":
-            print(f"DigitsDVS main job: train {row['train_wall_s']:.1f} s, top-1 {row['top1']}")
+            print(
+                f"DigitsDVS main job, seed {row['seed']}: bidl train {row['train_wall_s']:.1f} s "
+                f"(epochs {row['sum_epochs_s']:.1f} s), top-1 {row['top1']}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset, default_collate
 
 from bidl.datasets.pipelines import Compose
-from bidl.engine.dataloader import build_dataloader
+from bidl.engine.dataloader import SampleError, build_dataloader
 from bidl.engine.device_batch import (
     PARAMS_KEY,
     DeferredPipeline,
@@ -216,9 +216,26 @@ def test_device_steps_on_cuda_give_the_cpu_tensors(name):
 def test_several_workers_pin_on_several_threads_in_order():
     dataset = Frames(24)
     plain, _ = epoch_batches(dataset, 0, 2)
-    loader = build_dataloader(dataset, 4, 3, shuffle=True, seed=7, pin_memory=True)
+    loader = build_dataloader(dataset, 4, 3, shuffle=True, seed=7, pin_memory=True, pin_threads=3)
     assert loader.pin_threads == 3
     loader.set_epoch(2)
     pinned = list(loader)
     assert all(batch["img"].is_pinned() for batch in pinned)
     assert same_batches(plain, pinned)
+
+
+def test_batches_fetched_on_a_thread_come_in_order_and_errors_reach_the_consumer():
+    dataset = Frames(24)
+    plain, _ = epoch_batches(dataset, 0, 3)
+    loader = build_dataloader(dataset, 4, 2, shuffle=True, seed=7, persistent_workers=True)
+    loader.pin_threads, loader.pin_fn = 2, lambda batch: batch  # the threads, without CUDA
+    loader.set_epoch(3)
+    assert same_batches(plain, list(loader))
+    for _ in loader:  # stopping early leaves the loader usable
+        break
+    assert same_batches(plain, list(loader))
+    dataset.items[5]["img"] = "not an array"  # the persistent workers keep their copy
+    broken = build_dataloader(dataset, 4, 2, shuffle=True, seed=7)
+    broken.pin_threads, broken.pin_fn = 2, lambda batch: batch
+    with pytest.raises(SampleError, match="loading Frames sample 5 failed"):
+        list(broken)

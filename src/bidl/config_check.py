@@ -78,6 +78,7 @@ SECTIONS: dict[str, dict[str, Kind]] = {
         "device_augment": either(BOOL, AUTO),
         "persistent_workers": BOOL,
         "prefetch_factor": POSITIVE_INT,
+        "pin_threads": NON_NEGATIVE_INT,
         "train": DATASET,
         "val": DATASET,
         "test": DATASET,

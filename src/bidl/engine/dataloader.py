@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import bisect
 import os
+import queue
 import random
 import signal
-from collections import deque
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -146,6 +147,7 @@ class _Loader(DataLoader):
 
     _batches = None  # the last iterator (its worker processes, for error messages)
     pin_threads = 0  # > 0: batches are pinned by this many threads, not torch's one
+    pin_fn = staticmethod(pin_batch)
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -154,16 +156,49 @@ class _Loader(DataLoader):
         if not self.pin_threads:
             yield from self._batches_named()
             return
-        # Pinning a batch that a worker left in shared memory first faults its pages in:
-        # one thread (torch's) caps a loader at about 2 GB/s; several overlap it.
+        # A thread takes the batches from the workers (unpickling, receiving the shared
+        # memory) and hands them to pinning threads -- pinning a batch left in shared memory
+        # first faults its pages in -- so the training step waits only for late data.
+        ready: queue.Queue = queue.Queue(maxsize=self.pin_threads + 2)
+        stop = threading.Event()
         with ThreadPoolExecutor(self.pin_threads, thread_name_prefix="bidl-pin") as pool:
-            pending: deque = deque()
+            fetcher = threading.Thread(
+                target=self._fetch, args=(pool, ready, stop), name="bidl-fetch", daemon=True
+            )
+            fetcher.start()
+            try:
+                while True:
+                    item = ready.get()
+                    if item is None:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item.result()
+            finally:
+                stop.set()
+                fetcher.join()
+
+    def _fetch(self, pool, ready: queue.Queue, stop: threading.Event) -> None:
+        """Runs in the fetching thread: batches from the workers into ``ready`` (pinned
+        futures, in order), then None; an error is put there for the consumer to raise."""
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
             for batch in self._batches_named():
-                pending.append(pool.submit(pin_batch, batch))
-                if len(pending) > self.pin_threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+                if not put(pool.submit(self.pin_fn, batch)):
+                    return
+        except BaseException as err:  # noqa: BLE001 (handed to the consumer's thread)
+            put(err)
+            return
+        put(None)
 
     def _batches_named(self):
         batches = self._batches = super().__iter__()
@@ -230,11 +265,15 @@ def build_dataloader(
     sampler=None,
     persistent_workers: bool = False,
     prefetch_factor: int | None = None,
+    pin_threads: int = 0,
 ) -> DataLoader:
     """A loader over ``dataset`` whose batches depend only on ``(seed, epoch)``; call its
     ``set_epoch`` before each pass to reuse it (and its persistent workers) for the next
     epoch. ``prefetch_factor``: batches each worker keeps ready (torch's default 2).
-    ``pin_memory`` with several workers pins on up to 4 threads."""
+    ``pin_threads`` > 0 with ``pin_memory`` and several workers: a thread takes the batches
+    from the workers and that many threads pin them, instead of torch's one pinning thread
+    (more batches per second from the workers; but on a host-bound training step the
+    extra threads take the interpreter from it: 0 by default, see benchmarks/RESULTS.md)."""
     workers = int(workers_per_gpu)
     order = EpochSampler(len(dataset), shuffle, seed, epoch, sampler)
     extra = {}
@@ -244,7 +283,7 @@ def build_dataloader(
             extra["prefetch_factor"] = int(prefetch_factor)
     generator = torch.Generator()  # torch's worker seeds: never drawn from the global generator
     generator.manual_seed(int(seed) * 100003 + int(epoch))
-    own_pinning = pin_memory and workers > 1 and torch.cuda.is_available()
+    own_pinning = pin_memory and workers > 1 and pin_threads > 0 and torch.cuda.is_available()
     loader = _Loader(
         _NamedSamples(dataset, seed),
         batch_size=samples_per_gpu,
@@ -255,7 +294,7 @@ def build_dataloader(
         pin_memory=pin_memory and not own_pinning,
         **extra,
     )
-    loader.pin_threads = min(4, workers) if own_pinning else 0
+    loader.pin_threads = min(int(pin_threads), workers) if own_pinning else 0
     return loader
 
 

@@ -31,8 +31,9 @@ from ..neurons.kernels import triton_available
 logger = logging.getLogger("bidl")
 
 #: training steps under which 'auto' leaves a model eager: a cold compilation of a
-#: spiking network takes about a minute, repaid at a few milliseconds saved per step
-AUTO_COMPILE_MIN_STEPS = 2000
+#: multi-step spiking network took 80-140 s on a 16-core H100 host and saves about 4 ms
+#: a step over the eager fused kernels (benchmarks/RESULTS.md, issue 13)
+AUTO_COMPILE_MIN_STEPS = 25000
 #: where Inductor keeps compiled code unless TORCHINDUCTOR_CACHE_DIR says otherwise
 CACHE_DIR = Path.home() / ".cache" / "bidl" / "inductor"
 

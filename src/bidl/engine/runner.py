@@ -271,6 +271,7 @@ class EpochBasedRunner:
         self.augment: dict = {}
         self.persistent_workers = bool(data_cfg.get("persistent_workers", True))
         self.prefetch_factor = data_cfg.get("prefetch_factor")
+        self.pin_threads = int(data_cfg.get("pin_threads", 0))
         setting = data_cfg.get("device_augment", "auto")
         if setting is True or (setting == "auto" and self.device.type == "cuda"):
             for split, dataset in (("train", self.train_set), ("val", self.val_set)):
@@ -299,6 +300,7 @@ class EpochBasedRunner:
                 pin_memory=self.device.type == "cuda",
                 persistent_workers=self.persistent_workers,
                 prefetch_factor=self.prefetch_factor,
+                pin_threads=self.pin_threads,
             )
         loader = self.loaders[split]
         loader.set_epoch(self.epoch)

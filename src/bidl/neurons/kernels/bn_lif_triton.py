@@ -26,8 +26,10 @@ import triton.language as tl
 
 from .lif_triton import _surrogate_grad
 
-NUM_WARPS = 4
-PARTIAL_BLOCK = 128
+NUM_WARPS = 8  # elementwise kernels: tiles of about 4096 elements
+MERGE_WARPS = 4
+PARTIAL_BLOCK = 256  # partial statistics merged per loop iteration
+MERGE_CHANNELS = 32  # channels per merging program
 
 
 @triton.jit
@@ -45,9 +47,13 @@ def _tile(outer, channels, inner, n_iblocks, BO: tl.constexpr, BC: tl.constexpr,
 
 @triton.jit
 def _per_channel(ptr, c, cmask, PER_CHANNEL: tl.constexpr):
+    """A soma parameter for the tile's channels ``[1, BC, 1]`` (one shape either way: the
+    compiler wants both branches alike)."""
     if PER_CHANNEL:
-        return tl.load(ptr + c, mask=cmask, other=0.0)
-    return tl.load(ptr)
+        value = tl.load(ptr + c, mask=cmask, other=0.0)
+    else:
+        value = tl.load(ptr + c * 0, mask=cmask, other=0.0)
+    return value
 
 
 @triton.jit
@@ -230,12 +236,13 @@ def _pow2(n: int) -> int:
 
 
 def tiling(outer: int, channels: int, inner: int) -> tuple[int, int, int]:
-    """Tile ``(BO, BC, BI)`` of about 2048 elements, contiguous along the memory order."""
+    """Tile ``(BO, BC, BI)`` of about 4096 elements, contiguous along the memory order
+    (larger tiles: fewer partial statistics to merge, which is the serial part)."""
     if inner == 1:
         bc = min(_pow2(channels), 64)
-        return max(1, 2048 // bc), bc, 1
-    bi = min(_pow2(inner), 1024)
-    return max(1, 1024 // bi), 1, bi
+        return max(1, 4096 // bc), bc, 1
+    bi = min(_pow2(inner), 2048)
+    return max(1, 4096 // bi), 1, bi
 
 
 class BnLifFunction(torch.autograd.Function):
@@ -267,7 +274,7 @@ class BnLifFunction(torch.autograd.Function):
             HAS_W=weight is not None, HAS_B=bias is not None, PER_CHANNEL=soma[0].numel() > 1,
             BO=bo, BC=bc, BI=bi, num_warps=NUM_WARPS, enable_fp_fusion=False,
         )  # fmt: skip
-        stat_grid = (triton.cdiv(channels, 64),)
+        stat_grid = (triton.cdiv(channels, MERGE_CHANNELS),)
         for t in range(steps + 1):
             first, last = t == 0, t == steps
             _bnlif_forward_step[grid](
@@ -284,7 +291,7 @@ class BnLifFunction(torch.autograd.Function):
                     parts, stats[t, 0], stats[t, 1],
                     running_mean if track else dummy, running_var if track else dummy,
                     n_parts, channels, float(momentum), float(eps),
-                    TRACK=track, BP=PARTIAL_BLOCK, BC=64, num_warps=NUM_WARPS,
+                    TRACK=track, BP=PARTIAL_BLOCK, BC=MERGE_CHANNELS, num_warps=MERGE_WARPS,
                 )  # fmt: skip
         ctx.save_for_backward(h_all, stats, weight, bias, *soma)
         ctx.setup = (outer, channels, inner, bo, bc, bi, n_iblocks, n_parts, setup[6], setup[7])
@@ -328,9 +335,9 @@ class BnLifFunction(torch.autograd.Function):
                 FIRST=first, LAST=last, **flags,
             )  # fmt: skip
             if not last:
-                _bnlif_gradient_sums[(triton.cdiv(channels, 64),)](
+                _bnlif_gradient_sums[(triton.cdiv(channels, MERGE_CHANNELS),)](
                     parts, coef_now, sums[0], sums[1], n_parts, channels, count,
-                    BP=PARTIAL_BLOCK, BC=64, num_warps=NUM_WARPS,
+                    BP=PARTIAL_BLOCK, BC=MERGE_CHANNELS, num_warps=MERGE_WARPS,
                 )  # fmt: skip
         needs = ctx.needs_input_grad
         grad_w = sums[0] if weight is not None and needs[1] else None
