@@ -167,9 +167,9 @@ SIZES = {
     "sdt_8_768": dict(IMAGENET, depth=8, embed_dim=768),
     "sdt_2_512": dict(CIFAR, depth=2, embed_dim=512),
     "sdt_2_256": dict(depth=2, embed_dim=256),
-    "sdt_tiny": dict(
-        depth=1, embed_dim=64, num_heads=4, timestep=8, h=34, w=34, nclass=10, pooling_stat="0011"
-    ),
+    # as spikformer_tiny: 9x9 tokens on DigitsDVS, half the papers' threshold
+    "sdt_tiny": dict(depth=1, embed_dim=64, num_heads=4, timestep=8, h=34, w=34, nclass=10)
+    | dict(pooling_stat="1100", v_threshold=0.5),
 }
 
 register_factory(SpikeDrivenTransformer, ["SpikeDrivenTransformer", "SDT"])

@@ -254,6 +254,7 @@ SIZES = {
         h=34,
         w=34,
         nclass=10,
+        v_threshold=0.5,
     ),
 }
 
