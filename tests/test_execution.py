@@ -71,14 +71,19 @@ def test_random_draws_are_named():
                          "layer, not step by step")  # fmt: skip
 
 
-def test_cpu_defaults_stay_eager_and_contiguous():
+def test_cpu_defaults_keep_the_form_and_take_channels_last():
     model = digits_model()
     notes = prepare_model(model, {}, torch.device("cpu"))
-    assert notes == ["backbone (SeqClif3Fc3Dm) trains in multi-step form"]
+    assert notes == [
+        "single-step form kept on the CPU (runner.multi_step=True switches)",
+        "channels_last weights",
+    ]
+    assert not model.backbone.use_inner_loop
     conv = model.backbone.body[0].conv.weight
-    assert conv.is_contiguous()
-    prepare_model(model, {"channels_last": True}, torch.device("cpu"))
     assert conv.is_contiguous(memory_format=torch.channels_last)
+    plain = digits_model()
+    prepare_model(plain, {"channels_last": False, "multi_step": True}, torch.device("cpu"))
+    assert plain.backbone.body[0].conv.weight.is_contiguous() and plain.backbone.use_inner_loop
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert wants_compile("auto", cpu, 10**6) is None
     assert wants_compile("auto", cuda, AUTO_COMPILE_MIN_STEPS - 1) is None
