@@ -3,10 +3,17 @@
 An engine runs one step ``(x_t, *states) -> (y_t, *new_states)`` and keeps tensors on its
 device between steps: ``upload`` moves a host sequence there once, ``initial_states`` are
 device buffers filled from the manifest, and only the output is brought back (``fetch``).
+On a CUDA device the ``torch`` engine replays each step from a CUDA graph
+(``cuda_graph.py``; ``BIDL_CUDA_GRAPHS=0`` turns that off): the output of a step is then
+valid until the next step of the same engine. ``BIDL_TORCH_COMPILE=1`` also compiles its
+step with ``torch.compile`` (fused kernels; minutes to open a large network). An
+AOTInductor package launches its compiled kernels from its own C++ runner, which cannot be
+captured (it fails with "operation not permitted when stream is capturing").
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +22,7 @@ import torch
 from ..models import build_classifier
 from ..registry import BidlError
 from .artifact import ArtifactError, artifact_file, read_manifest, verify_files
+from .cuda_graph import try_capture
 from .optional import require
 from .step_graph import StepGraph
 
@@ -113,10 +121,37 @@ class OnnxEngine:
         return f"ONNX Runtime {self.ort.__version__}, providers {', '.join(self.providers)}"
 
 
+def _switch(name: str, default: str) -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("", "0", "false", "no")
+
+
+def cuda_graphs_enabled() -> bool:
+    """Whether CUDA engines capture their step in a CUDA graph (``BIDL_CUDA_GRAPHS=0``: no)."""
+    return _switch("BIDL_CUDA_GRAPHS", "1")
+
+
+def torch_compile_enabled() -> bool:
+    """Whether the torch engine compiles its step on CUDA (``BIDL_TORCH_COMPILE=1``: yes)."""
+    return _switch("BIDL_TORCH_COMPILE", "0")
+
+
 class _TensorEngine:
-    """What engines whose values are torch tensors on ``self.device`` share."""
+    """What engines whose values are torch tensors on ``self.device`` share: on a CUDA
+    device the step is captured in a CUDA graph where it can be (else run eagerly)."""
 
     device: torch.device
+    _graphed = None
+    launches = "eager"  # how the step's kernels are launched, for describe()
+
+    def _capture(self, fn, example: torch.Tensor, initial: list) -> None:
+        if self.device.type != "cuda" or not cuda_graphs_enabled():
+            return
+        self._graphed, why = try_capture(fn, example, initial, self.device)
+        self.launches = (
+            "one CUDA graph per step"
+            if self._graphed is not None
+            else f"eager (the step cannot be captured in a CUDA graph: {why})"
+        )
 
     def upload(self, batch: np.ndarray) -> list:
         """A host batch ``[B, T, ...]`` as device tensors, one per step (made time-major on
@@ -153,6 +188,11 @@ class AotiEngine(_TensorEngine):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BidlError(f"device {device}: this machine has no CUDA device")
         self.device = device
+        if device.type == "cuda":
+            # a process that did not compile the package segfaults in the loader (seen on
+            # H100s, torch 2.11, any package size); make the device's context current first
+            torch.cuda.set_device(device)
+            torch.empty(1, device=device)
         try:
             index = (device.index or 0) if device.type == "cuda" else -1
             self.model = torch._inductor.aoti_load_package(str(path), device_index=index)
@@ -162,6 +202,8 @@ class AotiEngine(_TensorEngine):
                 f"it is damaged or from another torch version. Recompile the artifact."
             ) from None
         self._initial = [torch.from_numpy(a).to(device) for a in _initial_arrays(manifest)]
+        if device.type == "cuda":
+            self.launches = "its C++ runner's (AOTInductor's runner cannot be captured)"
 
     def initial_states(self) -> list:
         return list(self._initial)
@@ -172,7 +214,10 @@ class AotiEngine(_TensorEngine):
         return y_t, new_states
 
     def describe(self) -> str:
-        return f"AOTInductor package (torch {torch.__version__}) on {self.device}"
+        return (
+            f"AOTInductor package (torch {torch.__version__}; launches: {self.launches}) "
+            f"on {self.device}"
+        )
 
 
 class TorchEngine(_TensorEngine):
@@ -218,17 +263,30 @@ class TorchEngine(_TensorEngine):
                 f"artifact was made by another bidl version. Recompile it."
             )
         self.device = device
+        self._initial = self.graph.initial_states(device)  # never written: steps are pure
+        self._run = self.graph
+        if device.type == "cuda" and torch_compile_enabled():
+            # compiled by the first call (the capture's warm-up where graphs are on)
+            self._run = torch.compile(self.graph, dynamic=False)
+        self._capture(self._run, self.graph.example_input(), self._initial)
+        if self._run is not self.graph:
+            self.launches += ", torch.compile"
 
     def initial_states(self) -> list:
-        return self.graph.initial_states(self.device)
+        return list(self._initial)
 
     def step(self, x_t, states: list) -> tuple[object, list]:
+        if self._graphed is not None:
+            return self._graphed.step(x_t, states)
         with torch.inference_mode():
-            y_t, *new_states = self.graph(x_t, *states)
+            y_t, *new_states = self._run(x_t, *states)
         return y_t, new_states
 
     def describe(self) -> str:
-        return f"PyTorch {torch.__version__} (eager step graph) on {self.device}"
+        return (
+            f"PyTorch {torch.__version__} (step graph in {self.graph.precision}; launches: "
+            f"{self.launches}) on {self.device}"
+        )
 
 
 ENGINES = {"onnxruntime": OnnxEngine, "aoti": AotiEngine, "torch": TorchEngine}
