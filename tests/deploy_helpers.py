@@ -20,6 +20,7 @@ from bidl.registry import BACKBONES
 SMALL = dict(timestep=3, h=16, w=16, nclass=4, vocab_size=50, hidden_dim=16)
 #: backbones that need other sizes than SMALL gives (their pooling needs a larger map)
 OVERRIDES = {
+    "SeqClif5Fc2Dm": dict(h=64, w=64),  # a stride-2 conv and five 2x2 pools down to 1x1
     "SeqClif5Fc2Cd": dict(h=64, w=64),
     "SeqClif7Fc1Cd": dict(h=128, w=128),  # seven 2x2 pools down to 1x1, as in BIDL
     "SeqClif7Fc1Dg": dict(h=128, w=128),
@@ -32,7 +33,7 @@ OVERRIDES = {
         embed_dim=16, depth=1, num_heads=2, pooling_stat="0011", v_threshold=0.01
     ),
     "MetaSpikformer": dict(
-        embed_dims=(8, 16, 16, 16), depths=(1, 1), conv_blocks=1, mlp_ratio=2, h=24, w=24
+        embed_dims=(8, 16, 16, 16), depths=(1, 0), conv_blocks=0, mlp_ratio=2, h=24, w=24
     )
     | dict(num_heads=2, v_threshold=0.1),
 }
