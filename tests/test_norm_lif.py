@@ -116,6 +116,14 @@ def test_other_cells_and_settings_keep_the_reference_loop():
     watched = Lif()
     watched.spike_fn.register_forward_pre_hook(lambda *args: None)
     assert fused_multi_step(watched, x) is None
+    probed = Lif(norm=nn.BatchNorm1d(4), input_channels=4)
+    calls = []
+    probed.norm.register_forward_hook(lambda *args: calls.append(1))
+    assert not norm_lif_applies(probed, x)
+    assert fused_multi_step(probed, x) is None
+    probed.step_mode = "m"
+    probed(x)
+    assert len(calls) == 3  # the reference loop calls the watched norm once per step
 
 
 def test_cell_multi_step_uses_it():

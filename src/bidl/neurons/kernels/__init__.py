@@ -130,7 +130,8 @@ def fused_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
 
 
 def _hooked(module) -> bool:
-    """Whether hooks watch ``module`` (a trace reads what a spike function is handed)."""
+    """Whether hooks watch ``module`` (a trace reads what a spike function is handed, a
+    statistics probe what a batch norm normalises): the fused paths never call it."""
     return isinstance(module, nn.Module) and bool(
         module._forward_hooks or module._forward_pre_hooks
     )
@@ -139,8 +140,8 @@ def _hooked(module) -> bool:
 def norm_lif_applies(cell, x_seq: torch.Tensor) -> bool:
     """Whether ``NormLifFunction`` computes what ``cell.step`` looped over time would: a norm
     that is None or exactly ``BatchNorm1d``/``BatchNorm2d``, no training noise, a built-in
-    surrogate's Heaviside forward (not watched by hooks), soma parameters without gradient,
-    float32 or float64, and a state (if any) shaped like one step."""
+    surrogate's Heaviside forward (neither it nor the norm watched by hooks), soma parameters
+    without gradient, float32 or float64, and a state (if any) shaped like one step."""
     if torch.compiler.is_compiling():  # compiled: the reference loop fuses
         return False
     if x_seq.dtype not in (torch.float32, torch.float64) or x_seq.dim() < 2 or x_seq.shape[0] == 0:
@@ -160,7 +161,7 @@ def norm_lif_applies(cell, x_seq: torch.Tensor) -> bool:
         or type(spike_fn).forward is not SurrogateSpike.forward
     ):
         return False
-    if _hooked(spike_fn):
+    if _hooked(spike_fn) or _hooked(norm):
         return False
     if any(getattr(cell, key).requires_grad for key in _SOMA_NAMES):
         return False
@@ -179,7 +180,7 @@ def bn_lif_applies(cell, x_seq: torch.Tensor) -> bool:
     if torch.compiler.is_compiling() or not triton_available() or not x_seq.is_cuda:
         return False
     norm = cell.norm
-    if type(norm) not in (nn.BatchNorm1d, nn.BatchNorm2d) or not norm.training:
+    if type(norm) not in (nn.BatchNorm1d, nn.BatchNorm2d) or not norm.training or _hooked(norm):
         return False
     if norm.momentum is None or (norm.track_running_stats and norm.running_mean is None):
         return False
@@ -234,8 +235,9 @@ def bn_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
 
 def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
     """All steps of ``cell`` (a plain ``Lif``) on ``x_seq`` through the fastest path that
-    computes what its reference loop would, or None when none does."""
-    if _hooked(cell.spike_fn):
+    computes what its reference loop would, or None when none does. Hooks on the spike
+    function or the norm send it to the loop, which calls them once per step."""
+    if _hooked(cell.spike_fn) or _hooked(cell.norm):
         return None
     if x_seq.is_cuda and fused_lif_applies(cell, x_seq):
         return fused_lif_multi_step(cell, x_seq)
