@@ -143,7 +143,7 @@ mixup = dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5)
 ema = dict(decay=0.9, evaluate=True)
 distill = dict(teacher=dict(config={teacher!r}, checkpoint={checkpoint!r}), kind="hard", alpha=0.5)
 optimizer = dict(type="AdamW", lr=0.01, weight_decay=0.05, paramwise_cfg=dict(layer_decay_rate=0.8))
-runner = dict(type="EpochBasedRunner", max_epochs=2)
+runner = dict(type="EpochBasedRunner", max_epochs=1)
 """
 
 
@@ -167,7 +167,7 @@ def test_train_with_mixup_ema_distillation_and_layer_decay_then_resume(tmp_path)
         student,
         work_dir=str(tmp_path / "run"),
         device="cpu",
-        cfg_options={"runner.max_epochs": 3},
+        cfg_options={"runner.max_epochs": 2},
         resume=True,
     )
     assert math.isfinite(metrics["accuracy_top-1"])
