@@ -63,18 +63,20 @@ def reference() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
-    """ONNX artifacts of ``digits_snn`` at batch 16: fp16 and int8."""
+    """ONNX artifacts of ``digits_snn`` at batch 16: fp16, and int8 taking raw uint8 spike
+    frames (BIDL's ``input_type="uint8"``)."""
     folder = tmp_path_factory.mktemp("precision")
     calibration, _ = digits_batch(32, seed=11)
     return {
-        precision: compile_model(
+        "fp16": compile_model(digits_snn(), folder / "fp16", batch_size=16, precision="fp16"),
+        "int8": compile_model(
             digits_snn(),
-            folder / precision,
+            folder / "int8",
             batch_size=16,
-            precision=precision,
-            calibration=calibration if precision == "int8" else None,
-        )
-        for precision in ("fp16", "int8")
+            precision="int8",
+            calibration=calibration,
+            input_dtype="uint8",
+        ),
     }
 
 
@@ -109,7 +111,7 @@ def test_fp16_onnx_artifact_gives_the_float32_predictions(artifacts):
 def test_int8_artifact_is_quantized_but_not_its_states_and_agrees_within_its_bound(artifacts):
     folder = artifacts["int8"]
     manifest = read_manifest(folder)
-    assert manifest["precision"] == "int8"
+    assert manifest["precision"] == "int8" and manifest["input"]["dtype"] == "uint8"
     assert manifest["calibration"] == {
         "samples": 32,
         "method": "minmax",
@@ -121,7 +123,7 @@ def test_int8_artifact_is_quantized_but_not_its_states_and_agrees_within_its_bou
     quantized = {node.input[0] for node in graph.node if node.op_type == "QuantizeLinear"}
     assert not quantized & {s["name"] for s in manifest["states"]}  # states stay float
     xs, labels, expected = reference()
-    got = Runtime(folder).run(xs)
+    got = Runtime(folder).run(xs.to(torch.uint8).numpy())
     assert (got.argmax(1) == expected.argmax(1)).mean() >= INT8_AGREEMENT
     assert abs((got.argmax(1) == labels).mean() - (expected.argmax(1) == labels).mean()) <= 0.05
 
