@@ -32,7 +32,8 @@ def test_a_fresh_interpreter_builds_a_backbone_from_the_registry_alone():
     before, count, built = json.loads(out)
     assert before == ["bidl", "bidl.registry"]  # importing the registry imports no bidl code
     assert built == "SeqClif3Fc3Dm"
-    assert count == len(BACKBONES.names()) and count >= 40
+    own = [n for n in BACKBONES.names() if BACKBONES.get(n).__module__.startswith("bidl.")]
+    assert count == len(own) and count >= 40  # other tests may register names of their own
     assert {"SeqClif3Fc3DmItout", "SeqClif3Fc3DmIt", "ResNetLifItout", "FastTextIt"} <= set(
         BACKBONES.names()
     )
