@@ -26,3 +26,16 @@ def test_bad_loss_arguments_are_reported():
         build(dict(type="LabelSmoothLoss", label_smooth_val=1.5), LOSSES)
     with pytest.raises(BidlError, match="reduction must be"):
         build(dict(type="CrossEntropyLoss", reduction="avg"), LOSSES)
+
+
+def test_label_smoothing_takes_class_probabilities_as_mixup_makes_them():
+    from bidl.models.losses import LabelSmoothLoss
+
+    torch.manual_seed(0)
+    scores, labels = torch.randn(6, 4), torch.tensor([0, 3, 1, 1, 2, 0])
+    loss = LabelSmoothLoss(label_smooth_val=0.1)
+    one_hot = F.one_hot(labels, 4)
+    assert torch.allclose(loss(scores, one_hot), loss(scores, labels), atol=1e-6)
+    mixed = 0.7 * one_hot.float() + 0.3 * one_hot.float().roll(1, 0)
+    expected = 0.7 * loss(scores, labels) + 0.3 * loss(scores, labels.roll(1, 0))
+    assert torch.allclose(loss(scores, mixed), expected, atol=1e-6)

@@ -105,6 +105,8 @@ class LabelSmoothLoss(nn.Module):
                 f"LabelSmoothLoss: num_classes={self.num_classes} but scores have "
                 f"{cls_score.shape[-1]} classes"
             )
+        if label.dim() == cls_score.dim():  # class probabilities (mixup / CutMix targets)
+            label = label.to(cls_score.dtype)
         loss = F.cross_entropy(
             cls_score, label, label_smoothing=self.label_smooth_val, reduction=self.reduction
         )
