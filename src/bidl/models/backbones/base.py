@@ -35,9 +35,13 @@ class TimeMeanReadout(TemporalAggregation):
     def forward(self, y_seq: torch.Tensor) -> torch.Tensor:
         return self._head(super().forward(y_seq))
 
-    def step(self, y_t, acc, t):
-        mean, acc = super().step(y_t, acc, t)
-        return self._head(mean), acc
+    def step(
+        self, y_t: torch.Tensor, state: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Fold in one step's features (running sum ``acc``, step count ``steps``, the
+        states of ``init_state``) and apply the head to their running mean."""
+        mean, state = super().step(y_t, state)
+        return self._head(mean), state
 
     def extra_repr(self) -> str:
         return "time mean, then the head"
