@@ -67,7 +67,7 @@ def test_bad_mixup_settings_are_refused(kwargs, message):
 
 def test_ema_averages_floats_and_copies_counters():
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    ema = ModelEma(model, decay=0.9)
+    ema = ModelEma(model, decay=0.9, warmup=False)
     start = {k: v.clone() for k, v in ema.state_dict().items()}
     with torch.no_grad():
         model[0].weight.add_(1.0)
@@ -81,6 +81,21 @@ def test_ema_averages_floats_and_copies_counters():
     assert not any(p.requires_grad for p in ema.module.parameters())
     with pytest.raises(BidlError, match=r"ema.decay must be in \(0, 1\)"):
         ModelEma(model, decay=1.0)
+
+
+def test_ema_warmup_follows_the_first_updates():
+    model = nn.Linear(2, 2)
+    ema = ModelEma(model, decay=0.99)
+    start = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)  # decay min(0.99, 1 / 10)
+    assert torch.allclose(ema.module.weight, 0.1 * start + 0.9 * model.weight)
+    decays = []
+    for updates in (1, 90, 10_000):
+        ema.updates = updates
+        decays.append(ema.current_decay())
+    assert decays == [2 / 11, 0.91, 0.99]
 
 
 class Fixed(nn.Module):

@@ -102,6 +102,7 @@ SECTIONS["mixup"] = {
 SECTIONS["ema"] = {
     "decay": ("a number in (0, 1), e.g. 0.9998", lambda v: _number(v) and 0 < v < 1),
     "evaluate": BOOL,
+    "warmup": BOOL,
 }
 SECTIONS["distill"] = {
     "teacher": DICT,

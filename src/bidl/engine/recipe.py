@@ -94,6 +94,7 @@ class TrainingRecipe:
     def resume(self, checkpoint: Mapping, model: nn.Module) -> None:
         if self.ema is None:
             return
+        self.ema.updates = int((checkpoint.get("meta") or {}).get("iter", 0))
         if "train_state_dict" in checkpoint:  # state_dict holds the averaged weights
             self.ema.load_state_dict(checkpoint["state_dict"])
             model.load_state_dict(checkpoint["train_state_dict"])
