@@ -12,7 +12,17 @@ from collections.abc import Callable, Mapping
 
 from .config_ranges import check_ranges
 from .optim import LrSchedule, check_optimizer
-from .registry import BidlError
+from .registry import (
+    BACKBONES,
+    CLASSIFIERS,
+    DATASETS,
+    HEADS,
+    LOSSES,
+    NECKS,
+    PIPELINES,
+    BidlError,
+    check_keys,
+)
 
 Kind = tuple[str, Callable[[object], bool]]
 
@@ -175,7 +185,6 @@ def check_config(cfg: Mapping) -> None:
 def _check_built_objects(cfg: Mapping) -> None:
     """The registry-built parts: model (and its backbone, neck, head, loss) and datasets
     (and their pipeline steps)."""
-    from .registry import BACKBONES, CLASSIFIERS, DATASETS, HEADS, LOSSES, NECKS, check_keys
 
     model = cfg.get("model")
     check_keys(model, CLASSIFIERS, "model")
@@ -197,8 +206,6 @@ def _check_built_objects(cfg: Mapping) -> None:
 
 
 def _check_dataset(part, path: str, registry, check_keys) -> None:
-    from .registry import PIPELINES
-
     check_keys(part, registry, path)
     steps = part.get("pipeline") or []
     if not isinstance(steps, list | tuple):
