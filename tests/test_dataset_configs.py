@@ -365,6 +365,21 @@ def test_custom_imports_loads_a_dataset_file_beside_the_config(tmp_path):
     assert len(dataset) == 5 and dataset[3]["img"][0, 0, 0, 0] == 3
 
 
+def test_two_projects_with_a_same_named_module_both_load_in_one_process(tmp_path):
+    # a notebook that loads one project's config, then another's: each gets its own file
+    for project, name in (("one", "FirstOwnSet"), ("two", "SecondOwnSet")):
+        folder = tmp_path / project
+        folder.mkdir()
+        own = textwrap.dedent(MY_DATASET).replace("class MyOwnDataset", f"class {name}")
+        (folder / "my_dataset.py").write_text(own)
+        (folder / "mine.py").write_text(
+            "custom_imports = dict(imports=['my_dataset'])\n"
+            "model = dict(type='ImageClassifier')\n"
+            f"data = dict(train=dict(type='{name}', data_prefix='unused'))\n"
+        )
+        assert len(build_dataset(load_config(str(folder / "mine.py")).data.train)) == 5
+
+
 def test_custom_imports_accepts_a_relative_py_path(tmp_path):
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "own.py").write_text(textwrap.dedent(MY_DATASET))

@@ -34,13 +34,19 @@ def _load_file(path: Path, module_name: str) -> ModuleType:
     return module
 
 
+def _private_name(path: Path) -> str:
+    """The module name a file beside a config is imported under: unique per path, so two
+    projects' ``my_dataset.py`` in one process do not shadow each other."""
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return f"bidl_custom_{path.stem}_{digest}"
+
+
 def _import_one(name: str, folder: Path) -> ModuleType:
     if name.endswith(".py") or "/" in name or "\\" in name:
         path = (folder / name).resolve()
         if not path.is_file():
             raise ModuleNotFoundError(f"no file {path}")
-        digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
-        return _load_file(path, f"bidl_custom_{path.stem}_{digest}")
+        return _load_file(path, _private_name(path))
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
@@ -51,7 +57,7 @@ def _import_one(name: str, folder: Path) -> ModuleType:
             raise ModuleNotFoundError(
                 f"no module {name!r} on the path and no file {path}"
             ) from None
-        return _load_file(path.resolve(), name)
+        return _load_file(path.resolve(), _private_name(path.resolve()))
 
 
 def import_custom_modules(custom_imports, config_path: str | Path) -> list[ModuleType]:
