@@ -12,7 +12,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("action", choices=["prepare", "convert"])
     parser.add_argument(
         "dataset",
-        help="digits_dvs, a registered dataset name (e.g. DvsGesture), or for "
+        help="digits_dvs, digits_dvs_det, a registered dataset name (e.g. DvsGesture), or for "
         "convert a BIDL .pkl file",
     )
     parser.add_argument("--root", default=None, help="dataset folder (the cache goes here)")
@@ -65,6 +65,11 @@ def run(args) -> None:
             verbose=True,
         )
         print(f"DigitsDVS cache ready in {path}")
+        return
+    if args.dataset == "digits_dvs_det":
+        from ..datasets.digits_dvs_det import prepare_command
+
+        print(prepare_command(args.root, args.seed, args.overwrite, dict(args.set or {})))
         return
     from ..datasets.prepare import prepare_dataset
 
