@@ -152,11 +152,19 @@ def test_gen1_yields_events_and_boxes(tmp_path):
          (1_500_000, 12, 22, 30, 40, 0, 1, 1)], dtype=box_dtype,
     )  # fmt: skip
     np.save(folder / "rec_a_bbox.npy", boxes)
-    whole = build_dataset(dict(type="Gen1Detection", data_prefix=str(tmp_path), split="val"))
+    whole = build_dataset(
+        dict(type="Gen1Detection", data_prefix=str(tmp_path), split="val", load_events=True)
+    )
     sample = whole[0]
     assert len(whole) == 1 and len(sample["events"]) == 2000 and len(sample["boxes"]) == 3
     windows = build_dataset(
-        dict(type="Gen1Detection", data_prefix=str(tmp_path), split="val", window_us=50_000)
+        dict(
+            type="Gen1Detection",
+            data_prefix=str(tmp_path),
+            split="val",
+            window_us=50_000,
+            load_events=True,
+        )
     )
     assert len(windows) == 2
     first = windows[0]
