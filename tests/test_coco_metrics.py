@@ -113,6 +113,14 @@ def test_a_class_without_ground_truth_is_left_out():
     assert alone["mAP"] == pytest.approx(1.0)
 
 
+def test_an_inside_out_prediction_is_a_false_positive():
+    gts = [{"bboxes": [[0, 0, 10, 10], [20, 20, 40, 40]], "labels": [0, 0]}]
+    inverted = [[0, 0, 10, 10], [10, 0, 0, 10], [20, 20, 40, 40]]  # the second: x2 < x1
+    preds = [{"bboxes": inverted, "scores": [0.9, 0.8, 0.7], "labels": [0, 0, 0]}]
+    # as the miss of the hand-derived case above
+    assert coco_metrics(preds, gts, ["a"])["mAP"] == pytest.approx((51 + 50 * 2 / 3) / 101)
+
+
 def test_padding_rows_of_ground_truth_are_dropped():
     gts = [{"bboxes": [[0, 0, 10, 10], [0, 0, 0, 0]], "labels": [0, -1]}]
     preds = [{"bboxes": [[0, 0, 10, 10]], "scores": [0.5], "labels": [0]}]

@@ -72,7 +72,7 @@ def _entry(sample, keys: Sequence[str], index: int, what: str) -> dict[str, np.n
     return out
 
 
-def _records(samples, keys, what: str, num_classes: int, strict_size: bool) -> list[dict]:
+def _records(samples, keys, what: str, num_classes: int, ground_truth: bool) -> list[dict]:
     records = []
     for index, sample in enumerate(samples):
         arrays = _entry(sample, keys, index, what)
@@ -85,14 +85,15 @@ def _records(samples, keys, what: str, num_classes: int, strict_size: bool) -> l
                 f"class indices in [0, {num_classes}) (-1 marks padding)"
             )
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        flat = (w <= 0) | (h <= 0) if strict_size else (w < 0) | (h < 0)
-        if flat.any():
-            row = int(np.flatnonzero(flat)[0])
-            need = "x2 > x1 and y2 > y1" if strict_size else "x2 >= x1 and y2 >= y1"
+        if ground_truth and ((w <= 0) | (h <= 0)).any():
+            row = int(np.flatnonzero((w <= 0) | (h <= 0))[0])
             raise BidlError(
                 f"coco_metrics: {what}[{index}] box {row} is {boxes[row].tolist()}; boxes are "
-                f"(x1, y1, x2, y2) with {need}"
+                f"(x1, y1, x2, y2) with x2 > x1 and y2 > y1"
             )
+        # a predicted box turned inside out (an untrained regressor's) is empty: it matches
+        # nothing and counts as a false positive
+        w, h = np.maximum(w, 0.0), np.maximum(h, 0.0)
         scores = arrays["scores"][keep] if "scores" in arrays else None
         for k in range(boxes.shape[0]):
             record = {
@@ -135,7 +136,8 @@ def coco_metrics(
     above), floats in [0, 1] as pycocotools computes them (101-point interpolated
     precision, at most 100 detections per sample); -1.0 where no ground truth falls in
     the range, as pycocotools reports it. Classes without ground truth are left out of
-    the averages (COCO's rule), so their false positives cost nothing.
+    the averages (COCO's rule), so their false positives cost nothing. A predicted box
+    with x2 < x1 or y2 < y1 is empty: a false positive.
     """
     coco_cls, eval_cls = _pycocotools()
     classes = [str(c) for c in classes]
