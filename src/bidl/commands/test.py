@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from .common import add_config_args
 
-HELP = "evaluate a checkpoint on the test split: top-1, top-5, samples/s, ms per sample"
+HELP = (
+    "evaluate a checkpoint on the test split: top-1, top-5 (detectors: COCO mAP, mAP50), "
+    "samples/s, ms per sample"
+)
 EXAMPLE = "bidl test clif3fc3dm_itout-b16x1-digitsdvs latest.pth"
 
 
@@ -39,9 +42,16 @@ def accuracy_lines(metrics: dict) -> list[str]:
     ]
 
 
+def detection_lines(metrics: dict) -> list[str]:
+    """``mAP: 0.512`` ... for a detector's COCO metrics (-1: no object of that size)."""
+    keys = ("mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large")
+    return [f"{k}: {metrics[k]:.4f}" for k in keys if k in metrics]
+
+
 def format_test_metrics(metrics: dict) -> str:
     lines = [f"checkpoint: {metrics['checkpoint']}", f"samples: {metrics['samples']}"]
     lines += accuracy_lines(metrics)
+    lines += detection_lines(metrics)
     lines += [
         f"samples/s: {metrics['samples_per_s']:.1f}",
         f"ms per sample: {metrics['ms_per_sample']:.3f}",

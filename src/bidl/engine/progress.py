@@ -52,6 +52,7 @@ def accuracy_text(metrics: dict) -> str:
         for key, value in metrics.items()
         if key.startswith("accuracy_")
     ]
+    parts += [f"{key} {metrics[key]:.4f}" for key in ("mAP", "mAP50") if key in metrics]
     return "val " + ", ".join(parts) if parts else "no validation"
 
 

@@ -31,6 +31,7 @@ from .checkpoint import (
     set_rng_states,
 )
 from .dataloader import build_dataloader
+from .detection import evaluate_detector, is_detector, training_targets
 from .device_batch import install_device_augmentation
 from .distributed import barrier, get_dist_info, wrap_ddp
 from .evaluation import move_batch, predict
@@ -380,8 +381,11 @@ class EpochBasedRunner:
 
     def train_step(self, batch: dict, inner: int) -> dict:
         with self.autocast or nullcontext():
-            img, target = self.recipe.targets(batch["img"], batch["gt_label"], self.epoch)
-            losses = self.train_module(img, target)
+            if is_detector(self.model):  # boxes as targets, no mixing (engine/detection.py)
+                losses = self.train_module(batch["img"], **training_targets(batch))
+            else:
+                img, target = self.recipe.targets(batch["img"], batch["gt_label"], self.epoch)
+                losses = self.train_module(img, target)
         loss = losses["loss"]
         if not self.skip_nonfinite:  # checked at log intervals: the step never waits for it
             self.nonfinite.observe(loss, inner + 1)
@@ -451,6 +455,17 @@ class EpochBasedRunner:
             loader.reporting_worker_deaths(),
             FiringRateMonitor(model) as activity,
         ):
+            if is_detector(model):  # COCO mAP of the boxes
+                metrics, _ = evaluate_detector(
+                    model,
+                    self.val_set,
+                    loader,
+                    self.device,
+                    self.autocast,
+                    desc="val",
+                    to_device=lambda batch, device: self.to_device(batch, "val"),
+                )
+                return self.log_val(metrics, activity)
             scores, _ = predict(
                 model,
                 loader,
@@ -461,6 +476,9 @@ class EpochBasedRunner:
             )
         options = metric_options(self.cfg)
         metrics = self.val_set.evaluate(scores, metric_options=options)
+        return self.log_val(metrics, activity)
+
+    def log_val(self, metrics: dict, activity) -> dict:
         rates = {"firing_rate": activity.firing_rates()}
         self.write_json({"mode": "val", "epoch": self.epoch, "iter": self.iter, **metrics, **rates})
         logger.info("Epoch(val) [%d] %s", self.epoch, _format(metrics))
@@ -469,7 +487,8 @@ class EpochBasedRunner:
     def save_checkpoints(self, metrics: dict) -> None:
         if not self.is_main:
             return
-        top1 = metrics.get("accuracy_top-1", -math.inf)
+        # the best checkpoint: top-1 accuracy, or a detector's COCO mAP
+        top1 = metrics.get("accuracy_top-1", metrics.get("mAP", -math.inf))
         poisoned = self.epoch_skipped > 0 or not all(
             torch.isfinite(p).all() for p in self.model.parameters()
         )
