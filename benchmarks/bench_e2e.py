@@ -240,9 +240,10 @@ def time_step(forward, optimizer, iters: int) -> float:
     return timeit(step, iters=iters, warm=5)
 
 
-def bidl_model_step(config: str, iters: int) -> tuple[float, int]:
+def bidl_model_step(config: str, iters: int, graphed: bool = False) -> tuple[float, int]:
     """The config's model as ``bidl train`` sets it up (multi-step form, channels_last,
-    cuDNN autotuning; eager) on a synthetic batch already on the GPU."""
+    cuDNN autotuning; forward and backward from CUDA graphs with ``graphed``, as
+    ``runner.cuda_graph='auto'`` does, else eager) on a synthetic batch already on the GPU."""
     import torch
 
     from bidl.config import load_config
@@ -260,7 +261,12 @@ def bidl_model_step(config: str, iters: int) -> tuple[float, int]:
     xs = model.backbone.example_input(batch).to(device)
     labels = torch.randint(0, int(getattr(model.backbone, "nclass", 10)), (batch,), device=device)
     optimizer = build_optimizer(model, cfg.optimizer)
-    return time_step(lambda: model(xs, labels)["loss"], optimizer, iters), batch
+    forward = model
+    if graphed:
+        from bidl.engine.graphed_step import GraphedLosses
+
+        forward = GraphedLosses(model, required=True)
+    return time_step(lambda: forward(xs, labels)["loss"], optimizer, iters), batch
 
 
 def spikingjelly_step(channels_last: bool, iters: int) -> float:
@@ -364,12 +370,14 @@ def profile_step(config: str) -> None:
 def model_steps(configs: list[str], emit, iters: int = 20) -> None:
     """The model steps alone, bidl's and SpikingJelly 2.0's, side by side."""
     for config in configs:
-        try:
-            seconds, batch = bidl_model_step(config, iters)
-            emit(bench="model_step", impl=f"bidl {config}", ms=seconds * 1e3,
-                 samples_per_s=batch / seconds)  # fmt: skip
-        except Exception as err:
-            emit(bench="model_step", impl=f"bidl {config}", error=repr(err)[:300])
+        for graphed in (False, True):
+            impl = f"bidl {config}" + (" cuda graph" if graphed else " eager")
+            try:
+                seconds, batch = bidl_model_step(config, iters, graphed)
+                emit(bench="model_step", impl=impl, ms=seconds * 1e3,
+                     samples_per_s=batch / seconds)  # fmt: skip
+            except Exception as err:
+                emit(bench="model_step", impl=impl, error=repr(err)[:300])
     for channels_last in (False, True):
         name = "spikingjelly2 multistep" + (" channels_last" if channels_last else "")
         try:
@@ -388,6 +396,7 @@ def main() -> None:
     parser.add_argument("--digits", action="store_true", help="the DigitsDVS main job")
     parser.add_argument("--digits-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--model-step", action="store_true", help="model steps alone, and SJ")
+    parser.add_argument("--step-config", action="append", default=[], help="another model step")
     parser.add_argument("--loader-only", action="store_true", help="each run's data path alone")
     parser.add_argument("--profile", nargs="*", default=[], help="configs whose step to profile")
     parser.add_argument("--device", default="cuda")
@@ -407,7 +416,8 @@ def main() -> None:
     if args.digits:
         run_digits(out, emit, args.device, args.digits_seeds)
     if args.model_step:
-        model_steps(sorted({shlex.split(spec)[0] for spec in args.run}), emit)
+        steps = {shlex.split(spec)[0] for spec in args.run} | set(args.step_config)
+        model_steps(sorted(steps), emit)
     for config in args.profile:
         profile_step(config)
     print(f"\n{'what':48s} {'samples/s':>10s} {'ms/it':>8s} {'wait':>6s} {'gpu %':>6s}")

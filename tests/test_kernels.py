@@ -190,3 +190,23 @@ def test_an_empty_sequence_leaves_the_state_and_its_gradient_alone():
     assert torch.equal(cell.state["v"], start)
     cell.state["v"].sum().backward()
     assert torch.equal(start.grad, torch.ones_like(start))
+
+
+@cuda_only
+def test_half_precision_inputs_run_the_kernel_in_float32(monkeypatch):
+    calls = []
+    original = kernels.fused_lif_multi_step
+
+    def counting(cell, x_seq):
+        calls.append(x_seq.dtype)
+        return original(cell, x_seq)
+
+    monkeypatch.setattr("bidl.neurons.kernels.fused_lif_multi_step", counting)
+    x_seq = random_input(4, 2, 8).requires_grad_()
+    for dtype in (torch.bfloat16, torch.float16):
+        half = x_seq.to(dtype)
+        out = Lif().cuda().multi_step(half)
+        assert out.dtype == dtype and calls[-1] == torch.float32  # the kernel, not the loop
+        assert torch.equal(out.float(), Lif().cuda().multi_step(half.float()))
+        out.float().sum().backward()
+        assert x_seq.grad is not None and torch.isfinite(x_seq.grad).all()

@@ -62,6 +62,7 @@ SECTIONS: dict[str, dict[str, Kind]] = {
         "compile": either(BOOL, DICT, AUTO),
         "multi_step": either(BOOL, AUTO),
         "channels_last": either(BOOL, AUTO),
+        "cuda_graph": either(BOOL, AUTO),
     },
     "optimizer_config": {"grad_clip": either(DICT, NONE), "skip_nonfinite": BOOL},
     "lr_config": {

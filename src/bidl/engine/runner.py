@@ -36,6 +36,7 @@ from .device_batch import install_device_augmentation
 from .distributed import barrier, get_dist_info, wrap_ddp
 from .evaluation import move_batch, predict
 from .execution import compile_model, prepare_model
+from .graphed_step import GraphedLosses, cuda_graph_obstacle
 from .iteration_log import DATA_WAIT_WARNING, IterationLog
 from .metrics import metric_options
 from .nonfinite import NonFiniteWatch
@@ -137,6 +138,7 @@ class EpochBasedRunner:
         scale = (cfg.get("fp16") or {}).get("loss_scale", "dynamic")  # BIDL's initial scale
         initial = {} if scale == "dynamic" else {"init_scale": float(scale)}
         self.scaler = torch.amp.GradScaler(device.type, **initial) if use_scaler else None
+        self.forward_losses = self.graphed_forward(cfg.get("runner") or {})
         self.log_interval = int((cfg.get("log_config") or {}).get("interval", 50))
         self.ckpt_cfg = dict(cfg.get("checkpoint_config") or {"interval": 1})
         self.eval_cfg = dict(cfg.get("evaluation") or {"interval": 1})
@@ -148,6 +150,29 @@ class EpochBasedRunner:
         self._setup_text_log()
 
     # ------------------------------------------------------------------ set-up
+    def graphed_forward(self, runner_cfg: dict):
+        """The training module, replayed from CUDA graphs where ``runner.cuda_graph``
+        ('auto': wherever nothing stands in the way, see graphed_step.py) allows."""
+        setting = runner_cfg.get("cuda_graph", "auto")
+        if setting is False:
+            return self.train_module
+        obstacle = cuda_graph_obstacle(
+            self.train_module,
+            self.device,
+            world_size=self.world_size,
+            loss_scaling=self.scaler is not None,
+            skip_nonfinite=self.skip_nonfinite,
+            compiled=getattr(self.model, "_compiled_call_impl", None) is not None,
+        )
+        if obstacle is None:
+            self.execution_notes.append("CUDA graphs of the forward and backward")
+            return GraphedLosses(self.train_module, required=setting is True)
+        if setting is True:
+            raise BidlError(f"runner.cuda_graph=True cannot be met: {obstacle}")
+        if self.device.type == "cuda":
+            self.execution_notes.append(f"eager step ({obstacle})")
+        return self.train_module
+
     def _setup_text_log(self) -> None:
         self._log_handler = None
         if not self.is_main:  # rank 0 alone logs
@@ -385,7 +410,7 @@ class EpochBasedRunner:
                 losses = self.train_module(batch["img"], **training_targets(batch))
             else:
                 img, target = self.recipe.targets(batch["img"], batch["gt_label"], self.epoch)
-                losses = self.train_module(img, target)
+                losses = self.forward_losses(img, target)
         loss = losses["loss"]
         if not self.skip_nonfinite:  # checked at log intervals: the step never waits for it
             self.nonfinite.observe(loss, inner + 1)

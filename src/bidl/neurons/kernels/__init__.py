@@ -239,6 +239,11 @@ def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
     function or the norm send it to the loop, which calls them once per step."""
     if _hooked(cell.spike_fn) or _hooked(cell.norm):
         return None
+    if x_seq.is_cuda and x_seq.dtype in (torch.bfloat16, torch.float16):
+        # mixed precision: the recurrence runs in float32 (the kernels' type; more exact
+        # than the loop's half-precision state), its output goes back to the input's type
+        out = fused_multi_step(cell, x_seq.float())
+        return None if out is None else out.to(x_seq.dtype)
     if x_seq.is_cuda and fused_lif_applies(cell, x_seq):
         return fused_lif_multi_step(cell, x_seq)
     if bn_lif_applies(cell, x_seq):
