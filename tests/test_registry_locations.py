@@ -50,7 +50,7 @@ def test_every_registry_knows_its_entries_on_first_use():
     assert {"Collect", "ToTensorType", "EventsToFrames", "RandomCropVideo"} <= set(
         names["pipelines"]
     )
-    assert names["classifiers"] == ["ImageClassifier"]
+    assert "ImageClassifier" in names["classifiers"]
     assert names["heads"] == ["ClsHead"]
 
 
@@ -145,3 +145,20 @@ def test_import_bidl_is_light_and_every_public_name_resolves():
         import bidl
 
         bidl.nothing  # noqa: B018
+
+
+def test_a_users_spiking_backbone_names_belong_to_the_users_module():
+    from bidl.models.backbones import SpikingBackbone, register_spiking_backbone
+
+    @register_spiking_backbone("UserNetItout", "UserNetIt")
+    class UserNet(SpikingBackbone):
+        pass
+
+    try:
+        # the IIM name is a factory made inside bidl; it still says where the class lives
+        assert BACKBONES.get("UserNetIt").__module__ == __name__
+        assert BACKBONES.get("UserNetIt").__qualname__ == "UserNetIt"
+        assert BACKBONES.get("UserNetIt").backbone_class is UserNet
+    finally:
+        for name in ("UserNet", "UserNetItout", "UserNetIt"):
+            BACKBONES._modules.pop(name, None)

@@ -298,7 +298,8 @@ def register_factory(cls: type[SpikingBackbone], names: str | Sequence[str], **d
             kwargs.setdefault(key, value)
         return cls(**kwargs)
 
-    build.__name__ = _names(names)[0]
+    build.__name__ = build.__qualname__ = _names(names)[0]
+    build.__module__ = cls.__module__  # where the user defined it, not this file
     build.__signature__ = constructor_signature(cls)
     settings = ", ".join(f"{key}={value!r}" for key, value in defaults.items())
     build.__doc__ = f"{cls.__name__} with {settings}."
