@@ -1,4 +1,5 @@
-"""Build an optimizer from ``optimizer=dict(type='SGD', lr=..., ...)``: any torch.optim class."""
+"""Build an optimizer from ``optimizer=dict(type='SGD', lr=..., ...)``: any torch.optim
+class, or one of bidl's own (``Lamb``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ import inspect
 import torch
 
 from ..registry import BidlError
+from .lamb import Lamb
 from .layer_decay import check_paramwise, param_groups
+
+#: optimizers torch.optim lacks that BIDL's applications train with
+OWN_OPTIMIZERS = {"Lamb": Lamb}
 
 
 def optimizer_names() -> list[str]:
     return sorted(
-        name
-        for name, obj in vars(torch.optim).items()
-        if inspect.isclass(obj)
-        and issubclass(obj, torch.optim.Optimizer)
-        and obj is not torch.optim.Optimizer
+        [
+            name
+            for name, obj in vars(torch.optim).items()
+            if inspect.isclass(obj)
+            and issubclass(obj, torch.optim.Optimizer)
+            and obj is not torch.optim.Optimizer
+        ]
+        + list(OWN_OPTIMIZERS)
     )
 
 
@@ -38,9 +46,10 @@ def check_optimizer(cfg) -> type:
         close = difflib.get_close_matches(str(name), optimizer_names(), n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         raise BidlError(
-            f"optimizer.type: unknown optimizer {name!r}{hint}; any torch.optim class name works"
+            f"optimizer.type: unknown optimizer {name!r}{hint}; any torch.optim class name "
+            f"works, or {', '.join(OWN_OPTIMIZERS)}"
         )
-    cls = getattr(torch.optim, name)
+    cls = OWN_OPTIMIZERS.get(name) or getattr(torch.optim, name)
     check_paramwise(cfg.get("paramwise_cfg"))
     params = dict(inspect.signature(cls).parameters)
     params.pop("params", None)
@@ -54,6 +63,8 @@ def check_optimizer(cfg) -> type:
                 f"optimizer.{key}: {name} takes no key {key!r}{hint}; it takes {', '.join(params)}"
             )
         default = params[key].default
+        if value is None and "None" in str(params[key].annotation):
+            continue  # an optional setting turned off (Lamb's max_grad_norm=None)
         if isinstance(default, bool):
             ok, expected = isinstance(value, bool), "True or False"
         elif _is_number(default):
