@@ -13,6 +13,7 @@ from bidl.datasets import DatasetNotFoundError, DigitsDVS, build_dataset, prepar
 from bidl.datasets.digits_dvs import (
     DURATION_US,
     GENERATOR_VERSION,
+    cache_problem,
     load_digits_dvs_events,
     saccade_offsets,
     upsample_matrix,
@@ -313,3 +314,40 @@ def test_too_few_samples_is_refused(tmp_path):
         BidlError, match=r"num_samples must be None \(all 1797\) or an int in \[50, 1797\]"
     ):
         prepare_digits_dvs(tmp_path, num_samples=10)
+
+
+PREPARE_IN_A_PROCESS = """
+import sys
+from bidl.datasets.digits_dvs import prepare_digits_dvs
+prepare_digits_dvs(sys.argv[1], seed=3, num_samples=60, verbose=True)
+"""
+
+
+def test_two_processes_preparing_one_folder_generate_it_once(tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "shared"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PREPARE_IN_A_PROCESS, str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    assert sum(out.count("DigitsDVS: wrote 60 samples") for out, _ in outputs) == 1
+    assert sorted(os.listdir(root)) == ["events.npz", "meta.json"]  # the lock file is gone
+    assert cache_problem(root, seed=3, num_samples=60) is None
+
+
+def test_a_preparation_that_waits_too_long_names_the_holder(tmp_path, monkeypatch):
+    from bidl import locking
+
+    monkeypatch.setattr(locking, "PREPARE_WAIT_SECONDS", 0.5)
+    in_use = pytest.raises(locking.LockError, match=r"the DigitsDVS folder .* is in use by")
+    with locking.dataset_lock(tmp_path, "DigitsDVS"), in_use:
+        prepare_digits_dvs(tmp_path, num_samples=50)

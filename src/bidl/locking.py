@@ -165,3 +165,38 @@ def folder_lock(target: str | os.PathLike) -> WriterLock:
         f"{str(target)!r}",
         "Wait for that compile to finish, stop it, or write to another --out.",
     )
+
+
+#: how long a dataset preparation waits for another process preparing the same folder
+PREPARE_WAIT_SECONDS = 3600.0
+
+
+@contextlib.contextmanager
+def waiting_lock(lock: WriterLock, timeout: float | None = None, poll: float = 0.2):
+    """Hold ``lock``, waiting up to ``timeout`` seconds (``PREPARE_WAIT_SECONDS``) for
+    another holder to let go (its work is then usually done: the caller checks again
+    inside). Past the timeout, the holder is named as ``acquire`` names it."""
+    deadline = time.monotonic() + (PREPARE_WAIT_SECONDS if timeout is None else timeout)
+    while True:
+        try:
+            lock.acquire()
+            break
+        except LockError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(poll)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def dataset_lock(root: str | os.PathLike, name: str) -> WriterLock:
+    """The lock of a dataset folder while its cache is built (``bidl data prepare``, or the
+    first use of a generated dataset by several processes at once, e.g. DDP ranks)."""
+    root = Path(root)
+    return WriterLock(
+        root / ".bidl-prepare.lock",
+        f"the {name} folder {str(root)!r}",
+        "Wait for that preparation to finish, or stop it.",
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..locking import dataset_lock, waiting_lock
 from ..registry import BidlError
 from . import cache
 from .base import BaseDataset, DatasetNotFoundError
@@ -147,9 +148,13 @@ class CachedDataset(BaseDataset):
             return self.cache_folder
         if not self.auto_prepare:
             raise self.missing(f"no usable cache of split {split!r}: {problem}")
-        if self.verbose:
-            print(f"{type(self).__name__}: building the {split} cache in {self.cache_folder}")
-        self.build_cache(split)
+        # one builder at a time (DDP ranks, two runs): the others wait, then find it built
+        with waiting_lock(dataset_lock(self.cache_folder, type(self).__name__)):
+            if cache.cache_problem(self.cache_folder, split, self.params) is None:
+                return self.cache_folder
+            if self.verbose:
+                print(f"{type(self).__name__}: building the {split} cache in {self.cache_folder}")
+            self.build_cache(split)
         return self.cache_folder
 
     def load_annotations(self) -> list[dict]:

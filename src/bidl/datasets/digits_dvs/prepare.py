@@ -17,6 +17,7 @@ from typing import IO
 import numpy as np
 
 from ... import fileio
+from ...locking import dataset_lock, waiting_lock
 from ...registry import BidlError
 from ..base import DatasetNotFoundError
 from .simulate import (
@@ -137,6 +138,15 @@ def prepare_digits_dvs(
     count = _check_args(seed, size, num_samples)
     if not overwrite and cache_problem(root, seed, size, num_samples) is None:
         return root
+    # one writer at a time: a second process waits, then finds the cache built
+    with waiting_lock(dataset_lock(root, "DigitsDVS")):
+        if not overwrite and cache_problem(root, seed, size, num_samples) is None:
+            return root
+        _generate_into(root, seed, size, num_samples, count, verbose)
+    return root
+
+
+def _generate_into(root: Path, seed: int, size: int, num_samples, count: int, verbose: bool):
     root.mkdir(parents=True, exist_ok=True)
     (root / META_FILE).unlink(missing_ok=True)  # the old cache is no longer trusted
     start = time.perf_counter()
@@ -172,7 +182,6 @@ def prepare_digits_dvs(
             f"DigitsDVS: wrote {count} samples, {meta['num_events']} events "
             f"({meta['events_per_sample']['mean']:.0f} per sample) to {root} in {seconds:.1f} s"
         )
-    return root
 
 
 def load_digits_dvs_events(root: str | Path) -> tuple[dict, dict]:

@@ -18,6 +18,7 @@ from typing import IO
 import numpy as np
 
 from ... import fileio
+from ...locking import dataset_lock, waiting_lock
 from ...registry import BidlError
 from ..base import DatasetNotFoundError
 from .simulate import (
@@ -193,6 +194,15 @@ def prepare_digits_dvs_det(
     num_train, num_test = check_args(seed, num_samples)
     if not overwrite and cache_problem(root, seed, num_samples) is None:
         return root
+    # one writer at a time: a second process waits, then finds the cache built
+    with waiting_lock(dataset_lock(root, "DigitsDVSDet")):
+        if not overwrite and cache_problem(root, seed, num_samples) is None:
+            return root
+        _generate_into(root, seed, num_samples, num_train, num_test, verbose)
+    return root
+
+
+def _generate_into(root: Path, seed: int, num_samples, num_train: int, num_test: int, verbose):
     root.mkdir(parents=True, exist_ok=True)
     (root / META_FILE).unlink(missing_ok=True)  # the old cache is no longer trusted
     start = time.perf_counter()
@@ -231,7 +241,6 @@ def prepare_digits_dvs_det(
             f"{int(digits.sum())} digits, {meta['num_events']} events "
             f"({meta['events_per_clip']['mean']:.0f} per clip) to {root} in {seconds:.1f} s"
         )
-    return root
 
 
 def load_digits_dvs_det(root: str | Path) -> tuple[dict, dict]:
