@@ -91,11 +91,12 @@ def test_resuming_at_max_epochs_says_there_is_nothing_to_train(tiny_config, tmp_
     again = train_model(
         str(tiny_config), work_dir=str(tmp_path / "w"), device="cpu", cfg_options=options
     )
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert (
         f"{latest} is at epoch 1, and runner.max_epochs is 1: nothing left to train. Raise "
         f"runner.max_epochs" in err
     )
+    assert (out + err).count("nothing left to train") == 1  # said once, on stderr
     assert again == metrics  # the checkpoint's own metrics, not {}
     assert not (tmp_path / "w" / "latest.pth").exists()  # nothing trained, nothing saved
 

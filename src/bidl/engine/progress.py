@@ -25,6 +25,8 @@ class ConsoleHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "file_only", False):  # said on the console another way
+            return False
         return record.levelno >= logging.WARNING or bool(getattr(record, "console", False))
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -240,7 +240,7 @@ class EpochBasedRunner:
                 f"nothing left to train. Raise runner.max_epochs (--cfg-options "
                 f"runner.max_epochs=N) to train further."
             )
-            logger.warning(message)
+            logger.warning(message, extra={"file_only": True})  # train.log; stderr below
             print(f"bidl train: {message}", file=sys.stderr)
             self.resumed_metrics = dict(meta.get("metrics") or {})
 
