@@ -278,6 +278,16 @@ def test_prepare_overwrite_regenerates(tmp_path):
     assert arrays["labels"].size == 50
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_events_file_is_one_clear_error(tmp_path, damage):
+    prepare_digits_dvs(tmp_path, num_samples=50)
+    data = (tmp_path / "events.npz").read_bytes()
+    broken = data[: len(data) // 2] if damage == "truncated" else b"x" * 1000
+    (tmp_path / "events.npz").write_bytes(broken)
+    with pytest.raises(BidlError, match=r"DigitsDVS: cannot read .*events.npz .*regenerate it"):
+        load_digits_dvs_events(tmp_path)
+
+
 # ----------------------------------------------------------------------------- arguments
 
 

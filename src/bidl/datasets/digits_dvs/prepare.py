@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -193,7 +194,7 @@ def load_digits_dvs_events(root: str | Path) -> tuple[dict, dict]:
     try:
         with np.load(root / EVENTS_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in _ARRAY_KEYS}
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise BidlError(
             f"DigitsDVS: cannot read {root / EVENTS_FILE} ({err}); regenerate it with "
             f"{PREPARE_COMMAND.format(root=root)} and overwrite, or delete the folder"
