@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .. import fileio
 from ..config import Config, config_name
-from ..config_ranges import log_level
+from ..config.ranges import log_level
 from ..neurons import FiringRateMonitor
 from ..optim.lr_schedule import LrSchedule
 from ..optim.optimizer import build_optimizer

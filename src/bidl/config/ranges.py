@@ -1,6 +1,6 @@
 """Value ranges of a config: numbers that have the right type but make no sense.
 
-``config_check`` checks types and keys; this checks that every number in the config is
+``check.py`` checks types and keys; this checks that every number in the config is
 finite (a NaN learning rate trains to NaN weights), that counts are positive (``timestep``),
 that ``grad_clip.max_norm`` is positive (a negative one flips the update's direction), that
 ``topk`` does not exceed the number of classes, and that ``log_level`` is a level.
@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Mapping
 
-from .registry import BidlError
+from ..registry import BidlError
 
 #: deeper than this, a config (or a --cfg-options value) is a mistake, not a structure
 MAX_DEPTH = 32

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from .config_check import check_config
-from .config_compat import adapt_bidl_config
-from .config_ranges import check_override_depth
+from ..registry import BidlError
+from .check import check_config
+from .compat import adapt_bidl_config
 from .custom_imports import import_custom_modules
-from .registry import BidlError
+from .ranges import check_override_depth
 
 __all__ = ["Config", "config_roots", "find_config", "list_configs", "load_config"]
 

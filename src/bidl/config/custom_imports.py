@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-from .registry import BidlError
+from ..registry import BidlError
 
 
 def _load_file(path: Path, module_name: str) -> ModuleType:

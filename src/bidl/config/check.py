@@ -10,9 +10,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 
-from .config_ranges import check_ranges
-from .optim import LrSchedule, check_optimizer
-from .registry import (
+from ..optim import LrSchedule, check_optimizer
+from ..registry import (
     BACKBONES,
     CLASSIFIERS,
     DATASETS,
@@ -23,6 +22,7 @@ from .registry import (
     BidlError,
     check_keys,
 )
+from .ranges import check_ranges
 
 Kind = tuple[str, Callable[[object], bool]]
 
