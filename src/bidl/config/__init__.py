@@ -16,7 +16,8 @@ from .ranges import check_override_depth
 
 __all__ = ["Config", "config_roots", "find_config", "list_configs", "load_config"]
 
-_PROJECT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# src/bidl/config/__init__.py: three folders up is the project root
+_PROJECT_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 def config_roots() -> list[Path]:
