@@ -21,7 +21,7 @@ STEPS = 2  # timesteps of the synthetic batch: the step graph is the same for an
 
 def config_param(name):
     # ImageNet-sized ResNets and transformers: seconds per step on CPU
-    heavy = name.startswith("resnetlif") or name.endswith("-imagenet")
+    heavy = name.startswith(("resnetlif", "st_yolov5x")) or name.endswith("-imagenet")
     return pytest.param(name, marks=[pytest.mark.slow] if heavy else [], id=name)
 
 
@@ -35,7 +35,9 @@ def test_config_builds_its_model_and_trains_one_step(name):
     backbone = model.backbone
     img = backbone.example_input(batch=2, generator=torch.Generator().manual_seed(0))[:, :STEPS]
     before = [p.detach().clone() for p in model.parameters()]
-    losses = model(img, torch.tensor([0, 1]))
+    # a detector's targets are boxes (Detector.example_targets), a classifier's labels
+    targets = getattr(model, "example_targets", lambda batch: {"gt_label": torch.tensor([0, 1])})
+    losses = model(img, **targets(2))
     assert math.isfinite(losses["loss"].item())
     losses["loss"].backward()
     optimizer.step()

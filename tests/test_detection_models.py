@@ -76,6 +76,8 @@ def test_bidl_names_are_registered():
     backbone = BACKBONES.get("st_yolov5s")(timestep=2)
     assert backbone.channels == (32, 64, 128, 256, 512) and backbone.depths == (1, 2, 3, 1)
     assert backbone.out_channels == (128, 256, 512)
+    head = build_classifier(tiny_cfg() | {"head": dict(type="YOLOXHead", hidden_channels=40)}).head
+    assert head.stems[0].conv.out_channels == 40  # ST-YOLO's rule would give 32
     # GEN1 frames padded to 256 x 320: maps of 32 x 40, 16 x 20, 8 x 10 (ST-YOLO's head)
     assert [s[1:] for s in backbone.feature_shapes] == [(32, 40), (16, 20), (8, 10)]
 
@@ -215,6 +217,9 @@ def test_bad_targets_get_clear_errors():
         model(img, gt_bboxes=torch.ones(2, 1, 4) * 10, gt_labels=torch.full((2, 1), 7))
     with pytest.raises(BidlError, match="input_channels must be a positive int"):
         build_classifier(tiny_cfg() | {"backbone": dict(type="StYolo", input_channels=0)})
+    head = dict(type="YOLOXHead", num_classes=3, hidden_channels=0)
+    with pytest.raises(BidlError, match="hidden_channels must be a positive int"):
+        build_classifier(tiny_cfg() | {"head": head})
     with pytest.raises(BidlError, match="unknown test_cfg keys"):
         build_classifier(tiny_cfg() | {"test_cfg": dict(score=0.1)})
 
@@ -239,3 +244,25 @@ def test_overfits_one_batch():
         optimizer.step()
         first = first if first is not None else losses["loss"].item()
     assert losses["loss"].item() < 0.85 * first
+
+
+def test_postprocess_best_class_or_every_class_above_the_threshold():
+    from bidl.models.yolox_head import postprocess
+
+    # two anchors on the same place: one sure of class 1 (0.9), unsure between 0 and 2
+    decoded = torch.tensor(
+        [
+            [
+                [20.0, 20.0, 10.0, 10.0, 1.0, 0.0, 0.9, 0.0],
+                [21.0, 20.0, 10.0, 10.0, 0.8, 0.5, 0.0, 0.4],
+            ]
+        ]
+    )
+    best = postprocess(decoded, score_thr=0.1)[0]
+    assert best["labels"].tolist() == [1, 0]  # best class only; classes never suppress each other
+    assert torch.allclose(best["scores"], torch.tensor([0.9, 0.4]))
+    assert torch.allclose(best["bboxes"][0], torch.tensor([15.0, 15.0, 25.0, 25.0]))
+    every = postprocess(decoded, score_thr=0.1, multi_label=True)[0]
+    assert every["labels"].tolist() == [1, 0, 2]
+    assert torch.allclose(every["scores"], torch.tensor([0.9, 0.4, 0.32]))
+    assert len(postprocess(decoded, score_thr=0.95)[0]["scores"]) == 0

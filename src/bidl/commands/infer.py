@@ -18,6 +18,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--artifact", required=True, help="compiled artifact folder")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a detector's checkpoint: its neck and head run after the compiled spiking part "
+        "(a path, or a file name in the config's work dir)",
+    )
 
 
 def run(args) -> None:
@@ -50,8 +56,11 @@ def infer_from_args(args) -> dict:
             dataset, runtime.batch_size, int(cfg.data.get("workers_per_gpu", 0))
         )
         result = runtime.infer(loader)
-    options = metric_options(cfg)
-    metrics = dataset.evaluate(result.scores.astype("float32"), metric_options=options)
+    if cfg.model.get("type") in ("Detector", "YoloV5Detector"):
+        metrics = detection_metrics_after_graph(cfg, args, dataset, loader, result.scores)
+    else:
+        options = metric_options(cfg)
+        metrics = dataset.evaluate(result.scores.astype("float32"), metric_options=options)
     metrics.update(
         samples=result.samples,
         samples_per_s=result.samples_per_s,
@@ -65,11 +74,40 @@ def infer_from_args(args) -> dict:
     return metrics
 
 
+def detection_metrics_after_graph(cfg, args, dataset, loader, features) -> dict:
+    """A detector's artifact gives the spiking part's features after the last step; the
+    neck, head and NMS of the checkpoint's model turn them into boxes, scored by COCO."""
+    import torch
+
+    from ..engine.apis import build_model, find_checkpoint
+    from ..engine.checkpoint import load_weights
+    from ..engine.detection import class_names, detection_metrics, unpadded
+    from ..registry import BidlError
+
+    if not args.checkpoint:
+        raise BidlError(
+            f"{args.config} is a detector: its compiled artifact holds the spiking part; give "
+            f"--checkpoint (the one it was compiled from) for the neck and head that follow"
+        )
+    model = build_model(cfg)
+    load_weights(model, find_checkpoint(args.checkpoint, cfg, args.work_dir))
+    model.eval()
+    features = torch.from_numpy(features.astype("float32"))
+    predictions, truths = [], []
+    with torch.no_grad():
+        for chunk in features.split(64):
+            predictions += model.detect_from_features(chunk)
+    for batch in loader:
+        truths += unpadded(batch["gt_bboxes"], batch["gt_labels"])
+    return detection_metrics(predictions, truths, class_names(dataset, model))
+
+
 def format_infer_metrics(metrics: dict) -> str:
-    from .test import accuracy_lines
+    from .test import accuracy_lines, detection_lines
 
     lines = [f"artifact: {metrics['artifact']}", f"samples: {metrics['samples']}"]
     lines += accuracy_lines(metrics)
+    lines += detection_lines(metrics)
     lines += [
         f"samples/s: {metrics['samples_per_s']:.1f}",
         f"frames/s: {metrics['frames_per_s']:.1f}",

@@ -83,7 +83,8 @@ def _copy_without_state(model: nn.Module) -> nn.Module:
 
 
 def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
-    """(backbone, neck) of an ``ImageClassifier``, or (model, None) for a bare backbone."""
+    """(backbone, neck) of an ``ImageClassifier``, or (model, None) for a bare backbone;
+    (backbone, None) for a ``Detector``: its graph ends with the spiking part's features."""
     backbone = getattr(model, "backbone", model)
     for needed in ("forward_step", "aggregate", "input_shape", "timestep"):
         if not hasattr(backbone, needed):
@@ -93,6 +94,8 @@ def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
                 f"temporal aggregator) or an ImageClassifier around one."
             )
     neck = getattr(model, "neck", None)
+    if getattr(model, "task", None) == "detection":
+        neck = None  # a detector's neck and head run once, after the steps, on the graph's output
     if not getattr(backbone, "is_last_segment", True):
         neck = None  # the neck reads the aggregate, which only the last segment makes
     return backbone, neck

@@ -16,7 +16,7 @@ from .detection_loss import check_targets
 from .yolox_head import postprocess
 
 #: post-processing defaults (BIDL ST-YOLO's confidence and NMS thresholds)
-TEST_CFG = {"score_thr": 0.1, "nms_thr": 0.45, "max_per_img": 100}
+TEST_CFG = {"score_thr": 0.1, "nms_thr": 0.45, "max_per_img": 100, "multi_label": False}
 
 
 @CLASSIFIERS.register_module(name=["Detector", "YoloV5Detector"])
@@ -29,7 +29,8 @@ class Detector(nn.Module):
     ``scores`` ``[K]`` and ``labels`` ``[K]`` after the score threshold and NMS.
 
     The neck's and head's ``in_channels`` default to the backbone's feature channels.
-    ``test_cfg``: ``score_thr`` (0.1), ``nms_thr`` (0.45), ``max_per_img`` (100).
+    ``test_cfg``: ``score_thr`` (0.1), ``nms_thr`` (0.45), ``max_per_img`` (100),
+    ``multi_label`` (False: each anchor proposes its best class only; see ``postprocess``).
     """
 
     task = "detection"
@@ -85,6 +86,17 @@ class Detector(nn.Module):
         ``[B, A, 5 + K]``, before the threshold and NMS."""
         raw, features = self.head_outputs(img)
         return self.head.scores(raw, features)
+
+    def scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``scores`` from the spiking part's output ``[B, F]`` (the backbone's, or a
+        compiled step graph's after the last step): the part that runs after the time
+        loop."""
+        maps = self.neck(self.backbone.split_features(features))
+        return self.head.scores(self.head(maps), maps)
+
+    def detect_from_features(self, features: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Boxes, scores and labels from the spiking part's output ``[B, F]``."""
+        return postprocess(self.scores_from_features(features), **self.test_cfg)
 
     def simple_test(self, img: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         return postprocess(self.scores(img), **self.test_cfg)

@@ -4,7 +4,8 @@ its post-processing (score threshold, class-wise NMS).
 Per level (strides 8, 16, 32): a 1x1 stem, then two 3x3 convolutions for the class branch
 and two for the box branch; 1x1 predictions of the classes, of the box (centre offset and
 log size in strides) and of the objectness. Its width follows the input, as ST-YOLO's:
-``hidden = int(256 * in_channels[-1] / 1024)``.
+``hidden = int(256 * in_channels[-1] / 1024)``, unless ``hidden_channels`` sets it (the
+head runs once per sample, after the time loop, so a wider head costs little).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class YOLOXHead(nn.Module):
         in_channels: channels of the three input maps.
         strides: their strides in pixels.
         loss: the training loss (``YOLOXLoss``).
+        hidden_channels: the branches' width (None: ST-YOLO's rule above).
         prior_prob: initial objectness and class probability (biases, as in YOLOX).
     """
 
@@ -43,6 +45,7 @@ class YOLOXHead(nn.Module):
         in_channels: Sequence[int] = (128, 256, 512),
         strides: Sequence[int] = (8, 16, 32),
         loss: dict | None = None,
+        hidden_channels: int | None = None,
         prior_prob: float = 0.01,
     ) -> None:
         super().__init__()
@@ -55,7 +58,9 @@ class YOLOXHead(nn.Module):
             )
         self.num_classes = num_classes
         self.strides = tuple(int(s) for s in strides)
-        hidden = int(256 * in_channels[-1] / 1024)
+        hidden = int(256 * in_channels[-1] / 1024) if hidden_channels is None else hidden_channels
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise BidlError(f"YOLOXHead: hidden_channels must be a positive int, got {hidden!r}")
         self.stems = nn.ModuleList(ConvBnAct(c, hidden, 1) for c in in_channels)
 
         def branch() -> nn.Sequential:
@@ -144,18 +149,28 @@ def postprocess(
     score_thr: float = 0.1,
     nms_thr: float = 0.45,
     max_per_img: int = 100,
+    multi_label: bool = False,
 ) -> list[dict[str, torch.Tensor]]:
     """``YOLOXHead.scores`` output ``[B, A, 5 + K]`` -> per sample ``bboxes`` ``[N, 4]``
-    (x1, y1, x2, y2), ``scores`` ``[N]`` (objectness x best class probability) and
-    ``labels`` ``[N]``: anchors scoring at least ``score_thr``, class-wise NMS at IoU
-    ``nms_thr``, the ``max_per_img`` best (BIDL ST-YOLO's ``postprocess``: 0.1, 0.45)."""
+    (x1, y1, x2, y2), ``scores`` ``[N]`` (objectness x class probability) and ``labels``
+    ``[N]``: candidates scoring at least ``score_thr``, class-wise NMS at IoU ``nms_thr``,
+    the ``max_per_img`` best. Each anchor proposes its best class (BIDL ST-YOLO's
+    ``postprocess``: 0.1, 0.45), or with ``multi_label`` every class that passes the
+    threshold (as YOLOv5's and mmdetection's evaluations do: a box whose class is in doubt
+    is also scored, lower, under its second class)."""
     results = []
     for sample in decoded:
-        class_prob, labels = sample[:, 5:].max(dim=1)
-        scores = sample[:, 4] * class_prob
-        keep = scores >= score_thr
-        boxes = cxcywh_to_xyxy(sample[keep, :4])
-        scores, labels = scores[keep], labels[keep]
+        class_probs = sample[:, 5:]
+        if multi_label:
+            all_scores = sample[:, 4:5] * class_probs
+            anchors, labels = (all_scores >= score_thr).nonzero(as_tuple=True)
+            scores = all_scores[anchors, labels]
+        else:
+            class_prob, labels = class_probs.max(dim=1)
+            scores = sample[:, 4] * class_prob
+            anchors = (scores >= score_thr).nonzero().squeeze(1)
+            scores, labels = scores[anchors], labels[anchors]
+        boxes = cxcywh_to_xyxy(sample[anchors, :4])
         kept = batched_nms(boxes, scores, labels, nms_thr)[:max_per_img]
         results.append({"bboxes": boxes[kept], "scores": scores[kept], "labels": labels[kept]})
     return results
