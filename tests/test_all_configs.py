@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from bidl.config import _PROJECT_CONFIGS, list_configs, load_config
+from bidl.models import build_classifier
 from bidl.optim.lr_schedule import LrSchedule
 from bidl.optim.optimizer import build_optimizer
-from bidl.models import build_classifier
 
 CONFIGS = {
     name: path

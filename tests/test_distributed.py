@@ -18,9 +18,9 @@ from bidl.config import load_config
 from bidl.engine import load_checkpoint, train_model
 from bidl.engine.apis import build_datasets, build_model
 from bidl.engine.dataloader import build_dataloader, seed_everything
-from bidl.optim.optimizer import build_optimizer
 from bidl.layers import Conv2dLif
 from bidl.models.backbones.seq_clif_dm import SeqClif3Fc3Dm
+from bidl.optim.optimizer import build_optimizer
 from bidl.registry import BACKBONES
 
 PER_RANK, WORLD, EPOCHS = 4, 2, 2

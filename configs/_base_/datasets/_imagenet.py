@@ -4,9 +4,7 @@
 dataset_type = "ImageFolder"
 data_prefix = "data/imagenet"
 timestep = 4
-normalize = dict(
-    type="NormalizeVideo", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]
-)
+normalize = dict(type="NormalizeVideo", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 train_pipeline = [
     dict(type="RandomResizedCropVideo", size=224),
     dict(type="RandomFlipVideo", flip_prob=0.5, direction="horizontal"),
