@@ -21,6 +21,7 @@ from ..datasets.events.frames import events_to_frames
 from ..registry import BidlError
 from .io import new_figure, write_bytes, write_json
 from .loading import load_split, load_trained, output_folder
+from .viz_boxes import draw_boxes, predicted_boxes, true_boxes
 
 #: RGB of ON and OFF events (added on a black background)
 ON_COLOUR = (1.0, 0.4, 0.1)
@@ -63,8 +64,10 @@ def render_frames(
     label: int | None = None,
     titles: list[str] | None = None,
     dpi: int = 100,
+    boxes: tuple[list, list | None] | None = None,
 ):
-    """One RGB image (PIL) per display frame: the events, and the prediction at its step."""
+    """One RGB image (PIL) per display frame: the events, and the prediction at its step
+    (a class bar chart; for a detector, ``boxes``: true and predicted, on every frame)."""
     from PIL import Image
 
     scale = colour_scale(frames)
@@ -82,6 +85,11 @@ def render_frames(
         event_ax.set_yticks([])
         event_ax.set_title(titles[index] if titles else f"frame {index + 1}/{len(frames)}")
         event_ax.set_xlabel("orange: ON   blue: OFF", fontsize="small")
+        if boxes is not None:
+            draw_boxes(event_ax, boxes[0], boxes[1], classes)
+            event_ax.set_xlabel(
+                "orange: ON   blue: OFF   green: true   red dashed: predicted", fontsize="x-small"
+            )
         if pred_ax is not None:
             probs = predictions[steps[index]]
             names = classes or [str(i) for i in range(len(probs))]
@@ -223,6 +231,7 @@ def write_viz(
     fps: float = 4.0,
     dpi: int = 100,
     source: dict | None = None,
+    boxes: tuple[list, list | None] | None = None,
 ) -> dict:
     """Render, save the animation to ``out`` and its data to ``out`` with ``.json``."""
     steps = steps or list(range(len(frames)))
@@ -230,7 +239,11 @@ def write_viz(
         raise BidlError(f"--out {str(out)!r}: the animation must be a .gif or an .mp4 file")
     if out.suffix.lower() == ".mp4" and not mp4_available():
         save_animation([], out)  # raises the explanation before any rendering
-    images = render_frames(frames, steps, predictions, classes, label, dpi=dpi)
+    titles = None
+    if boxes is not None:  # a detector's boxes describe the end of the window
+        shown = f"{len(boxes[0])} true" + (f", {len(boxes[1])} predicted" if boxes[1] else "")
+        titles = [f"frame {i + 1}/{len(frames)}: {shown}" for i in range(len(frames))]
+    images = render_frames(frames, steps, predictions, classes, label, titles, dpi, boxes)
     save_animation(images, out, fps)
     data = {
         "animation": out.name,
@@ -243,6 +256,10 @@ def write_viz(
         "step_of_frame": steps,
         **(source or {}),
     }
+    if boxes is not None:
+        data.update(classes=classes, true_boxes=boxes[0], box_time="end of the window")
+        if boxes[1] is not None:
+            data["predicted_boxes"] = boxes[1]
     if predictions is not None:
         data.update(
             classes=classes,
@@ -277,6 +294,9 @@ def viz_sample(
             f"bidl viz shows event frames [T, 2, H, W] (OFF, ON); this dataset gives "
             f"{list(img.shape)}"
         )
+    if "gt_bboxes" in sample:
+        return _viz_detection(cfg, dataset, sample, config, checkpoint, split, sample_index,
+                              out, fps, dpi, device, work_dir)  # fmt: skip
     label = int(sample["gt_label"])
     timesteps = img.shape[0]
     if n_frames is None:
@@ -315,6 +335,24 @@ def viz_sample(
         dpi,
         {**source, "label": label},
     )
+    return data, out
+
+
+def _viz_detection(cfg, dataset, sample, config, checkpoint, split, sample_index, out, fps,
+                   dpi, device, work_dir) -> tuple[dict, Path]:  # fmt: skip
+    """A detection sample: its frames with the true boxes and the checkpoint's boxes."""
+    img = sample["img"]
+    predicted = None
+    if checkpoint is not None:
+        model, _, dev = load_trained(cfg, checkpoint, device, work_dir)
+        predicted = predicted_boxes(model, img.float().to(dev))
+    out = output_folder(cfg, out, work_dir, "viz", f"{split}-{sample_index}.gif")
+    classes = list(getattr(dataset, "CLASSES", None) or []) or None
+    source = {"source": "model frames", "config": str(config), "sample": sample_index}
+    data = write_viz(
+        np.asarray(img, dtype=np.float64), out, classes=classes, fps=fps, dpi=dpi,
+        source=source, boxes=(true_boxes(sample), predicted),
+    )  # fmt: skip
     return data, out
 
 

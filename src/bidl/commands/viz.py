@@ -84,6 +84,10 @@ def run(args) -> None:
             work_dir=args.work_dir,
         )
     summary = f"wrote {out} ({data['frames']} frames, {data['size'][0]}x{data['size'][1]})"
+    if "true_boxes" in data:
+        from ..analysis.viz_boxes import box_summary
+
+        summary += f"; {box_summary(data['true_boxes'], data.get('predicted_boxes'))}"
     if "predicted" in data:
         classes = data["classes"] or [str(i) for i in range(len(data["probabilities"][0]))]
         summary += f"; prediction after the last step: {classes[data['predicted'][-1]]}"
