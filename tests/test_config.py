@@ -64,7 +64,9 @@ def test_every_config_is_listed_and_named_by_bidl_rules():
         # first (resnetlif18-itout-b8x1-cifar10dvs), so the batch part is the first b<N>x<M>
         parts = name.split("-")
         assert any(re.fullmatch(r"b\d+x\d+", part) for part in parts[1:]), name
-        assert path.parent.name == parts[0].split("_")[0], name
+        # the model folder names the family the model name starts with (clif3fc3dm/
+        # clif3fc3dm_itout, spikformer/spikformer_2_256, st_yolo/st_yolov5s)
+        assert parts[0].startswith(path.parent.name), name
 
 
 def test_config_missing_a_section_is_reported(tmp_path):
