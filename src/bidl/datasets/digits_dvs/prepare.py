@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -21,6 +19,7 @@ from ... import fileio
 from ...locking import dataset_lock, waiting_lock
 from ...registry import BidlError
 from ..base import DatasetNotFoundError
+from ..npz_cache import read_meta, read_npz, write_npz
 from .simulate import (
     DURATION_US,
     FRAMES_PER_SACCADE,
@@ -62,10 +61,7 @@ def _check_args(seed, size, num_samples) -> int:
 
 
 def _read_meta(root: Path) -> dict | None:
-    try:
-        return json.loads((root / META_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_meta(root / META_FILE)
 
 
 def cache_problem(root: str | Path, seed: int = 0, size: int = 34, num_samples=None) -> str | None:
@@ -92,14 +88,6 @@ def cache_problem(root: str | Path, seed: int = 0, size: int = 34, num_samples=N
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write through ``bidl.fileio``: a temp file beside ``path``, fsync, rename."""
     fileio.atomic_write(path, write)
-
-
-def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
-    """An ``.npz`` (what ``np.load`` reads) with fast deflate (level 1)."""
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for name, array in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def generate_digits_dvs(seed: int = 0, size: int = 34, num_samples: int | None = None) -> dict:
@@ -153,7 +141,7 @@ def _generate_into(root: Path, seed: int, size: int, num_samples, count: int, ve
     start = time.perf_counter()
     arrays = generate_digits_dvs(seed=seed, size=size, num_samples=num_samples)
     seconds = time.perf_counter() - start
-    _atomic_write(root / EVENTS_FILE, lambda f: _write_npz(f, arrays))
+    _atomic_write(root / EVENTS_FILE, lambda f: write_npz(f, arrays))
     lengths = np.diff(arrays["offsets"])
     meta = {
         "dataset": "DigitsDVS",
@@ -191,12 +179,6 @@ def load_digits_dvs_events(root: str | Path) -> tuple[dict, dict]:
     meta = _read_meta(root)
     if meta is None:
         raise DatasetNotFoundError(f"DigitsDVS: {root / META_FILE} is missing or unreadable")
-    try:
-        with np.load(root / EVENTS_FILE, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in _ARRAY_KEYS}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise BidlError(
-            f"DigitsDVS: cannot read {root / EVENTS_FILE} ({err}); regenerate it with "
-            f"{PREPARE_COMMAND.format(root=root)} and overwrite, or delete the folder"
-        ) from None
+    fix = f"regenerate it with {PREPARE_COMMAND.format(root=root)} and overwrite, or delete the folder"
+    arrays = read_npz(root / EVENTS_FILE, _ARRAY_KEYS, "DigitsDVS", fix)
     return arrays, meta

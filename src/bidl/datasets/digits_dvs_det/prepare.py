@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -21,6 +19,7 @@ from ... import fileio
 from ...locking import dataset_lock, waiting_lock
 from ...registry import BidlError
 from ..base import DatasetNotFoundError
+from ..npz_cache import read_meta, read_npz, write_npz
 from .simulate import (
     CANVAS,
     CHUNK,
@@ -72,10 +71,7 @@ def check_args(seed, num_samples) -> tuple[int, int]:
 
 
 def _read_meta(root: Path) -> dict | None:
-    try:
-        return json.loads((root / META_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_meta(root / META_FILE)
 
 
 def cache_problem(root: str | Path, seed: int = 0, num_samples=None) -> str | None:
@@ -171,14 +167,6 @@ def generate_digits_dvs_det(seed: int = 0, num_samples: int | None = None) -> di
     return out
 
 
-def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
-    """An ``.npz`` (what ``np.load`` reads) with fast deflate (level 1)."""
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for name, array in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-
-
 def prepare_digits_dvs_det(
     root: str | Path,
     seed: int = 0,
@@ -208,7 +196,7 @@ def _generate_into(root: Path, seed: int, num_samples, num_train: int, num_test:
     start = time.perf_counter()
     arrays = generate_digits_dvs_det(seed=seed, num_samples=num_samples)
     seconds = time.perf_counter() - start
-    fileio.atomic_write(root / EVENTS_FILE, lambda f: _write_npz(f, arrays))
+    fileio.atomic_write(root / EVENTS_FILE, lambda f: write_npz(f, arrays))
     lengths = np.diff(arrays["offsets"])
     digits = np.diff(arrays["object_offsets"])
     sides = arrays["boxes"][:, 2:] - arrays["boxes"][:, :2]
@@ -249,14 +237,10 @@ def load_digits_dvs_det(root: str | Path) -> tuple[dict, dict]:
     meta = _read_meta(root)
     if meta is None:
         raise DatasetNotFoundError(f"DigitsDVSDet: {root / META_FILE} is missing or unreadable")
-    try:
-        with np.load(root / EVENTS_FILE, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in _ARRAY_KEYS}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise BidlError(
-            f"DigitsDVSDet: cannot read {root / EVENTS_FILE} ({err}); regenerate it with "
-            f"{PREPARE_COMMAND.format(root=root)} --overwrite, or delete the folder"
-        ) from None
+    fix = (
+        f"regenerate it with {PREPARE_COMMAND.format(root=root)} --overwrite, or delete the folder"
+    )
+    arrays = read_npz(root / EVENTS_FILE, _ARRAY_KEYS, "DigitsDVSDet", fix)
     return arrays, meta
 
 
