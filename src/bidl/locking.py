@@ -194,9 +194,10 @@ def waiting_lock(lock: WriterLock, timeout: float | None = None, poll: float = 0
 def dataset_lock(root: str | os.PathLike, name: str) -> WriterLock:
     """The lock of a dataset folder while its cache is built (``bidl data prepare``, or the
     first use of a generated dataset by several processes at once, e.g. DDP ranks)."""
-    root = Path(root)
+    root = Path(root).resolve()
+    # beside the folder, as folder_lock: a run killed mid-write leaves the folder as it was
     return WriterLock(
-        root / ".bidl-prepare.lock",
+        root.parent / f".{root.name}.prepare.lock",
         f"the {name} folder {str(root)!r}",
         "Wait for that preparation to finish, or stop it.",
     )
