@@ -4,6 +4,7 @@ a failing sample is reported on its own while the rest go on."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -87,6 +88,10 @@ def test_runtime_serves_thousands_of_samples_in_order_with_flat_memory():
     assert growth < RSS_SLACK_MB
 
 
+def _runtime_workers() -> set:
+    return {t for t in threading.enumerate() if t.name == "bidl-runtime" and t.is_alive()}
+
+
 def test_several_client_threads_share_one_runtime():
     """Four threads submit 150 samples each at once: every future gets its own sample's
     output (the queue, the uploads and the engine are shared safely)."""
@@ -94,6 +99,7 @@ def test_several_client_threads_share_one_runtime():
 
     folder = tiny_artifact()
     rng = np.random.default_rng(1)
+    before = _runtime_workers()  # other tests' runtimes may still have theirs
     with Runtime(folder, queue_size=4) as runtime:
         shape = (runtime.timesteps, *runtime.step_shape)
         samples = (rng.random((4, 150, *shape)) < 0.3).astype(np.float32)
@@ -105,5 +111,7 @@ def test_several_client_threads_share_one_runtime():
 
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(client, samples))
+        # one worker for all clients: close() stops exactly that one (two hung it)
+        assert len(_runtime_workers() - before) == 1
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got, want)

@@ -100,6 +100,7 @@ class Runtime:
         self._engine_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()  # client threads submitting at once start one
         self._stream_states: list | None = None
         self._stream_rows = 0
         self._step_seconds: deque = deque(maxlen=100_000)  # the latest steps' latencies
@@ -219,9 +220,12 @@ class Runtime:
         return future
 
     def _ensure_worker(self) -> None:
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="bidl-runtime", daemon=True)
-            self._worker.start()
+        # without the lock, two clients could each start a worker; close() stops one, and
+        # waiting for the other one hung (seen in tests/test_runtime_load.py)
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="bidl-runtime", daemon=True)
+                self._worker.start()
 
     def _work(self) -> None:
         while True:
@@ -243,10 +247,11 @@ class Runtime:
 
     def close(self) -> None:
         """Finish queued samples and stop the worker thread."""
-        if self._worker is not None and self._worker.is_alive():
-            self._queue.put(_STOP)
-            self._worker.join()
-        self._worker = None
+        with self._worker_lock:
+            if self._worker is not None and self._worker.is_alive():
+                self._queue.put(_STOP)
+                self._worker.join()
+            self._worker = None
 
     def __enter__(self) -> Runtime:
         return self
