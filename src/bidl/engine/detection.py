@@ -4,15 +4,11 @@ COCO mAP (``coco_metrics``) instead of accuracy."""
 
 from __future__ import annotations
 
-import time
-from contextlib import nullcontext
-
 import torch
-from tqdm import tqdm
 
 from ..registry import BidlError
 from .coco_metrics import coco_metrics
-from .evaluation import move_batch
+from .evaluation import move_batch, run_model
 
 #: batch keys of a detection sample (docs/detection.md)
 TARGET_KEYS = ("gt_bboxes", "gt_labels")
@@ -46,7 +42,6 @@ def unpadded(boxes: torch.Tensor, labels: torch.Tensor) -> list[dict[str, torch.
     return out
 
 
-@torch.no_grad()
 def predict_detections(
     model: torch.nn.Module,
     loader,
@@ -58,21 +53,16 @@ def predict_detections(
     """Every sample's predictions (``bboxes``, ``scores``, ``labels``), its ground truth
     (from the batch's ``gt_bboxes`` / ``gt_labels``, padding dropped) and the seconds spent
     in the model."""
-    model.eval()
-    predictions, truths, seconds = [], [], 0.0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
-        targets = training_targets(batch)
-        batch = to_device(batch, device)
-        start = time.perf_counter()
-        with autocast or nullcontext():
-            found = model(batch["img"], return_loss=False)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds += time.perf_counter() - start
-        predictions += [
+    predictions, truths = [], []
+
+    def keep(loaded: dict, found: list) -> None:
+        predictions.extend(
             {k: v.float().cpu() if k != "labels" else v.cpu() for k, v in p.items()} for p in found
-        ]
-        truths += unpadded(targets["gt_bboxes"], targets["gt_labels"])
+        )
+        targets = training_targets(loaded)
+        truths.extend(unpadded(targets["gt_bboxes"], targets["gt_labels"]))
+
+    seconds = run_model(model, loader, device, keep, autocast, desc, to_device)
     return predictions, truths, seconds
 
 

@@ -39,33 +39,20 @@ pipeline = [
     dict(type="ToTensor", keys=["gt_bboxes", "gt_labels"]),
     dict(type="Collect", keys=["img", "gt_bboxes", "gt_labels"]),
 ]
+clips = dict(
+    type=dataset_type,
+    data_prefix=data_prefix,
+    timesteps=timestep,
+    max_objects=8,
+    pipeline=pipeline,
+    test_mode=True,
+)
 data = dict(
     samples_per_gpu=16,
     workers_per_gpu=1,
-    train=dict(
-        type=dataset_type,
-        data_prefix=data_prefix,
-        timesteps=timestep,
-        max_objects=8,
-        pipeline=pipeline,
-        test_mode=False,
-    ),
-    val=dict(
-        type=dataset_type,
-        data_prefix=data_prefix,
-        timesteps=timestep,
-        max_objects=8,
-        pipeline=pipeline,
-        test_mode=True,
-    ),
-    test=dict(
-        type=dataset_type,
-        data_prefix=data_prefix,
-        timesteps=timestep,
-        max_objects=8,
-        pipeline=pipeline,
-        test_mode=True,
-    ),
+    train=dict(clips, test_mode=False),
+    val=clips,
+    test=clips,
 )
 evaluation = dict(interval=9, metric="mAP")  # once, at the end: 25 s a validation
 
