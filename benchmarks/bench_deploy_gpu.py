@@ -3,7 +3,9 @@
 - ``resnet50``: ResNet-LIF-50 (``resnetlif50-itout-b8x1-cifar10dvs_mp``'s whole model, T=10,
   2x128x128), batch 1, the ``torch`` backend: eager launches (``BIDL_CUDA_GRAPHS=0``, the
   issue's baseline) against one CUDA graph per step, and a CUDA graph of the step compiled
-  by torch.compile (``BIDL_TORCH_COMPILE=1``), in fp32, fp16 and bf16 (``--variants``).
+  by torch.compile (``BIDL_TORCH_COMPILE=1``), and the default: the whole sample in
+  multi-step form replayed from one CUDA graph (``sample``, ``BIDL_SAMPLE_GRAPH``), in
+  fp32, fp16 and bf16 (``--variants``).
 - ``stream18``: ResNet-LIF-18 (``resnetlif18-itout-b8x1-cifar10dvs``, 128x128) fed one
   timestep at a time (``Runtime.step``); per-step latency p50 / p99.
 - ``seqclif``: ``SeqClif5Fc2CdItout`` (T=10, 2x128x128), batch 1: PyTorch eager EIM (the
@@ -47,10 +49,17 @@ R18 = "resnetlif18-itout-b8x1-cifar10dvs"
 
 #: how the torch engine launches a step: one kernel at a time, one CUDA graph per step,
 #: or a CUDA graph of the step compiled by torch.compile (fused kernels)
+#: ('sample': a whole sample in multi-step form from one CUDA graph, the default on CUDA)
 MODES = {
-    "eager": {"BIDL_CUDA_GRAPHS": "0", "BIDL_TORCH_COMPILE": "0"},
-    "graph": {"BIDL_CUDA_GRAPHS": "1", "BIDL_TORCH_COMPILE": "0"},
-    "compiled": {"BIDL_CUDA_GRAPHS": "1", "BIDL_TORCH_COMPILE": "1"},
+    "eager": {"BIDL_CUDA_GRAPHS": "0", "BIDL_TORCH_COMPILE": "0", "BIDL_SAMPLE_GRAPH": "0"},
+    "graph": {"BIDL_CUDA_GRAPHS": "1", "BIDL_TORCH_COMPILE": "0", "BIDL_SAMPLE_GRAPH": "0"},
+    "compiled": {"BIDL_CUDA_GRAPHS": "1", "BIDL_TORCH_COMPILE": "1", "BIDL_SAMPLE_GRAPH": "0"},
+    "sample": {"BIDL_CUDA_GRAPHS": "1", "BIDL_TORCH_COMPILE": "0", "BIDL_SAMPLE_GRAPH": "auto"},
+    "sample-compiled": {
+        "BIDL_CUDA_GRAPHS": "1",
+        "BIDL_TORCH_COMPILE": "1",
+        "BIDL_SAMPLE_GRAPH": "auto",
+    },
 }
 
 
@@ -113,12 +122,14 @@ def resnet50(args, emit: Emitter, work: Path) -> None:
             out = runtime.run(samples[:8])
             seconds = per_sample_seconds(runtime.run, samples, args.warmup)
             launches = runtime.engine.launches
+            samples_run = runtime.engine.samples_run
         reference = out if reference is None else reference
         emit(
             bench="resnet50",
             mode=mode,
             precision=precision,
             launches=launches,
+            samples_run=samples_run,
             open_s=round(opened, 1),
             samples_per_s=round(1.0 / float(np.median(seconds)), 1),
             ms_per_sample_p50=round(1000 * float(np.median(seconds)), 3),
@@ -183,7 +194,7 @@ def seqclif(args, emit: Emitter, work: Path) -> None:
         with Runtime(folder, device="cuda:0") as runtime:
             out = runtime.run(samples[:1])
             seconds = per_sample_seconds(runtime.run, samples, args.warmup)
-            launches = runtime.engine.launches
+            launches = f"{runtime.engine.launches}; samples {runtime.engine.samples_run}"
         median = float(np.median(seconds))
         emit(
             bench="seqclif",
@@ -296,7 +307,7 @@ def main() -> None:
         "--variants",
         nargs="+",
         default=["eager:fp32", "graph:fp32", "graph:fp16", "graph:bf16"],
-        help="resnet50 / stream18: MODE:PRECISION, MODE one of eager, graph, compiled",
+        help="resnet50 / stream18: MODE:PRECISION, MODE one of " + ", ".join(MODES),
     )
     parser.add_argument("--work", default=None, help="artifact folder (default: a temp dir)")
     parser.add_argument("--json", default=None)

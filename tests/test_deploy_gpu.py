@@ -48,6 +48,25 @@ def test_torch_engine_replays_a_cuda_graph_with_the_eager_outputs(torch_artifact
     np.testing.assert_allclose(graphed, expected, atol=1e-4)
 
 
+def test_whole_samples_replay_one_cuda_graph_by_default(torch_artifact, monkeypatch):
+    folder, model = torch_artifact
+    xs = inputs(model, 5, seed=4)
+    with Runtime(folder, device="cuda:0") as runtime:
+        assert "one CUDA graph per sample length" in runtime.engine.describe()
+        whole = runtime.run(xs)
+        shorter = runtime.run(xs[:, :2])  # another length: its own graph
+        assert sorted(runtime.engine._samples) == [2, model.backbone.timestep]
+        assert all(g is not None for g in runtime.engine._samples.values())
+        again = runtime.run(xs)
+    monkeypatch.setenv("BIDL_SAMPLE_GRAPH", "0")
+    with Runtime(folder, device="cuda:0") as runtime:
+        stepped = runtime.run(xs)
+        stepped_short = runtime.run(xs[:, :2])
+    np.testing.assert_allclose(whole, stepped, atol=1e-5)
+    np.testing.assert_allclose(shorter, stepped_short, atol=1e-5)
+    np.testing.assert_array_equal(again, whole)
+
+
 def test_a_stream_interleaved_with_batches_keeps_its_states(torch_artifact):
     folder, model = torch_artifact
     stream, batch = inputs(model, 2, seed=2), inputs(model, 3, seed=3)

@@ -28,6 +28,26 @@ def _storage(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage().data_ptr()
 
 
+def warm_up(run: Callable, device: torch.device, times: int) -> None:
+    """``run()`` a few times on a side stream, off any capture: cuDNN picks its
+    algorithms and lazy initialisations happen before the graph records anything."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side), torch.inference_mode():
+        for _ in range(times):
+            run()
+    torch.cuda.current_stream(device).wait_stream(side)
+
+
+def capture(body: Callable) -> tuple[torch.cuda.CUDAGraph, object]:
+    """(graph, what ``body()`` returned while it was recorded); replaying the graph
+    rewrites that result in place."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph):
+        result = body()
+    return graph, result
+
+
 class CudaGraphStep:
     """``fn(x_t, *states) -> (y_t, *new_states)`` captured on ``device`` for inputs shaped
     like ``example`` and ``initial`` (their dtypes and shapes are fixed by the capture)."""
@@ -43,21 +63,17 @@ class CudaGraphStep:
         self.device = device
         self.x = example.to(device).clone()
         self.states = [s.to(device).clone() for s in initial]
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        # warm-up off the capture (cuDNN picks its algorithms, lazy inits run)
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(warmup):
-                fn(self.x, *self.states)
-        torch.cuda.current_stream(device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph):
+
+        def body():
             y_t, *new_states = fn(self.x, *self.states)
             buffers = {_storage(s) for s in self.states}
             # a new state that is a view of an old one would change while they are copied
             new_states = [n.clone() if _storage(n) in buffers else n for n in new_states]
             torch._foreach_copy_(self.states, new_states)
-        self.y = y_t
+            return y_t
+
+        warm_up(lambda: fn(self.x, *self.states), device, warmup)
+        self.graph, self.y = capture(body)
         self._owner: weakref.ref | None = None
 
     def step(self, x_t: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple:
@@ -73,14 +89,30 @@ class CudaGraphStep:
         return self.y, owner
 
 
-def try_capture(fn: Callable, example, initial, device: torch.device):
-    """A ``CudaGraphStep``, or (None, why) where the step cannot be captured (an operation
-    that synchronises with the host, say): the engine then runs it eagerly."""
+class CudaGraphSample:
+    """``fn(xs) -> y`` (a whole sample ``[B, T, ...]``, no states handed in or out) captured
+    on ``device`` for inputs shaped like ``example``. ``run`` takes the sample's steps as
+    ``[B, ...]`` tensors; the returned tensor is overwritten by the next run."""
+
+    def __init__(self, fn: Callable, example: torch.Tensor, device: torch.device, warmup: int = 3):
+        self.x = example.to(device).clone()
+        warm_up(lambda: fn(self.x), device, warmup)
+        self.graph, self.y = capture(lambda: fn(self.x))
+
+    def run(self, steps: Sequence[torch.Tensor]) -> torch.Tensor:
+        torch.stack(list(steps), dim=1, out=self.x)
+        self.graph.replay()
+        return self.y
+
+
+def try_capture(make: Callable, device: torch.device) -> tuple:
+    """``(make(), None)``, or ``(None, why)`` where the capture fails (an operation that
+    synchronises with the host, say): the engine then runs that work eagerly."""
     try:
-        return CudaGraphStep(fn, example, initial, device), None
+        return make(), None
     except RuntimeError as err:
         torch.cuda.synchronize(device)
         return None, f"{type(err).__name__}: {str(err).splitlines()[0]}"
 
 
-__all__ = ["CudaGraphStep", "StateList", "try_capture"]
+__all__ = ["CudaGraphSample", "CudaGraphStep", "StateList", "capture", "try_capture", "warm_up"]

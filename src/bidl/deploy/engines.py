@@ -9,6 +9,11 @@ valid until the next step of the same engine. ``BIDL_TORCH_COMPILE=1`` also comp
 step with ``torch.compile`` (fused kernels; minutes to open a large network). An
 AOTInductor package launches its compiled kernels from its own C++ runner, which cannot be
 captured (it fails with "operation not permitted when stream is capturing").
+
+A whole sample (``Runtime.run``) on CUDA runs, in the ``torch`` engine, as one call of the
+network's multi-step form (``sequence_graph.py``) where that computes what the steps
+compute, replayed from one CUDA graph per sample length: T times fewer, larger kernels
+than stepping. ``BIDL_SAMPLE_GRAPH=0`` steps instead; ``=1`` uses it on the CPU too.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import torch
 from ..models import build_classifier
 from ..registry import BidlError
 from .artifact import ArtifactError, artifact_file, read_manifest, verify_files
-from .cuda_graph import try_capture
+from .cuda_graph import CudaGraphSample, CudaGraphStep, try_capture
 from .optional import require
+from .sequence_graph import SequenceGraph, sequence_form_difference
 from .step_graph import StepGraph
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int64": np.int64}
@@ -130,6 +136,15 @@ def cuda_graphs_enabled() -> bool:
     return _switch("BIDL_CUDA_GRAPHS", "1")
 
 
+def sample_graph_enabled(device: torch.device) -> bool:
+    """Whether the torch engine runs whole samples in multi-step form on ``device``
+    (``BIDL_SAMPLE_GRAPH``: 'auto', the default, on CUDA; '1' everywhere; '0' never)."""
+    setting = os.environ.get("BIDL_SAMPLE_GRAPH", "auto").strip().lower()
+    if setting == "auto":
+        return device.type == "cuda"
+    return setting not in ("", "0", "false", "no")
+
+
 def torch_compile_enabled() -> bool:
     """Whether the torch engine compiles its step on CUDA (``BIDL_TORCH_COMPILE=1``: yes)."""
     return _switch("BIDL_TORCH_COMPILE", "0")
@@ -146,7 +161,9 @@ class _TensorEngine:
     def _capture(self, fn, example: torch.Tensor, initial: list) -> None:
         if self.device.type != "cuda" or not cuda_graphs_enabled():
             return
-        self._graphed, why = try_capture(fn, example, initial, self.device)
+        self._graphed, why = try_capture(
+            lambda: CudaGraphStep(fn, example, initial, self.device), self.device
+        )
         self.launches = (
             "one CUDA graph per step"
             if self._graphed is not None
@@ -271,6 +288,55 @@ class TorchEngine(_TensorEngine):
         self._capture(self._run, self.graph.example_input(), self._initial)
         if self._run is not self.graph:
             self.launches += ", torch.compile"
+        self._sample_form(device)
+
+    #: sample lengths whose captured graphs are kept (each holds its activations' memory)
+    MAX_SAMPLE_GRAPHS = 4
+
+    def _sample_form(self, device: torch.device) -> None:
+        self._sequence = None
+        self._samples: dict[int, CudaGraphSample | None] = {}
+        if not sample_graph_enabled(device):
+            self.samples_run = "step by step"
+            return
+        why = sequence_form_difference(self.graph)
+        if why is not None:
+            self.samples_run = f"step by step (no multi-step form: {why})"
+            return
+        self._sequence = SequenceGraph(self.graph)
+        self._sequence_run = self._sequence
+        if self._run is not self.graph:
+            self._sequence_run = torch.compile(self._sequence, dynamic=False)
+        self.samples_run = "whole, in multi-step form"
+        if device.type == "cuda" and cuda_graphs_enabled():
+            self.samples_run += " (one CUDA graph per sample length)"
+
+    def run_sample(self, steps: list) -> torch.Tensor | None:
+        """The output after the last of ``steps`` (one sample batch, from the initial
+        states) in one call of the multi-step form; None where the engine steps instead.
+        The tensor is overwritten by the next call."""
+        if self._sequence is None:
+            return None
+        graphed = None
+        if self.device.type == "cuda" and cuda_graphs_enabled():
+            graphed = self._sample_graph(len(steps))
+        if graphed is not None:
+            return graphed.run(steps)
+        with torch.inference_mode():
+            return self._sequence_run(torch.stack(steps, dim=1))
+
+    def _sample_graph(self, timesteps: int) -> CudaGraphSample | None:
+        if timesteps not in self._samples:
+            if len(self._samples) >= self.MAX_SAMPLE_GRAPHS:
+                self._samples.pop(next(iter(self._samples)))  # the oldest length
+            example = self._sequence.example_input(timesteps)
+            graphed, why = try_capture(
+                lambda: CudaGraphSample(self._sequence_run, example, self.device), self.device
+            )
+            if why is not None:
+                self.samples_run = f"whole, in multi-step form (not captured: {why})"
+            self._samples[timesteps] = graphed
+        return self._samples[timesteps]
 
     def initial_states(self) -> list:
         return list(self._initial)
@@ -285,7 +351,7 @@ class TorchEngine(_TensorEngine):
     def describe(self) -> str:
         return (
             f"PyTorch {torch.__version__} (step graph in {self.graph.precision}; launches: "
-            f"{self.launches}) on {self.device}"
+            f"{self.launches}; samples run {self.samples_run}) on {self.device}"
         )
 
 
