@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -11,7 +12,11 @@ import torch
 
 from .. import fileio
 from ..models.convert import adapt_state_dict, from_bidl_training_checkpoint
+from ..models.convert_st_yolo import from_lightning_checkpoint, is_lightning_checkpoint
 from ..registry import BidlError
+from .safe_load import load_without_code
+
+logger = logging.getLogger("bidl")
 
 
 class CheckpointError(BidlError):
@@ -100,13 +105,44 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
+        checkpoint = _lightning_checkpoint(path)
+        if checkpoint is not None:
+            return _checked_checkpoint(checkpoint, path)
         raise CheckpointError(
             f"could not load checkpoint {str(path)!r}: {type(err).__name__}: {err}. "
             f"bidl loads weights only and never runs code from a checkpoint; a truncated or "
             f"foreign file cannot be read."
         ) from None
+    return _checked_checkpoint(checkpoint, path)
+
+
+def _lightning_checkpoint(path: Path) -> dict | None:
+    """A PyTorch Lightning checkpoint (BIDL's ST-YOLO saves them) read by
+    ``safe_load.load_without_code``: it pickles configs and loop states that
+    ``weights_only`` refuses; only its tensors are taken. None for any other file."""
+    try:
+        checkpoint, skipped = load_without_code(path)
+    except Exception:
+        return None
+    if not is_lightning_checkpoint(checkpoint):
+        return None
+    if skipped:
+        logger.info(
+            "%s: PyTorch Lightning checkpoint; its weights read, %d pickled objects left "
+            "unbuilt (%s)",
+            path,
+            len(skipped),
+            ", ".join(skipped[:4]) + (" ..." if len(skipped) > 4 else ""),
+        )
+    return checkpoint
+
+
+def _checked_checkpoint(checkpoint, path) -> dict:
+    """The checks and layouts of ``load_checkpoint`` on an object already read from ``path``."""
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{str(path)!r} is not a bidl checkpoint (got {type(checkpoint)})")
+    if is_lightning_checkpoint(checkpoint):
+        checkpoint = from_lightning_checkpoint(checkpoint)  # BIDL ST-YOLO's training file
     checkpoint = from_bidl_training_checkpoint(checkpoint)  # BIDL's own file format
     if "state_dict" not in checkpoint and all(
         isinstance(v, torch.Tensor) for v in checkpoint.values()

@@ -9,8 +9,9 @@ spiking layer's parts are matched by kind (projection ``p0``, cell ``lif`` / ``l
 input-current batch norm ``norm``).
 
 ``adapt_state_dict(model, state)`` returns a state dict for ``model``: bidl's own as it
-is, BIDL's converted (with one logged note); one that fits neither raises a ``BidlError``
-that names the keys that did not match.
+is, BIDL's converted (with one logged note; ST-YOLO's detector names by
+``convert_st_yolo``); one that fits neither raises a ``BidlError`` that names the keys
+that did not match.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 
 from ..neurons import LifPlus, StatefulCell
 from ..registry import BidlError
+from .convert_st_yolo import convert_st_yolo_state_dict, is_st_yolo_state
 
 logger = logging.getLogger("bidl")
 
@@ -210,6 +212,14 @@ def adapt_state_dict(
     plain = _strip_parallel(state)
     if set(plain) == own_names or (not strict and set(plain) & own_names):
         return plain
+    if is_st_yolo_state(plain):
+        converted = convert_st_yolo_state_dict(model, plain, source, error)
+        logger.info(
+            "%s holds BIDL ST-YOLO's weight names; converted to bidl's Detector "
+            "(`bidl convert-checkpoint` writes a bidl checkpoint once)",
+            source,
+        )
+        return converted
     if find_backbone(model) is None:
         return plain  # nothing to convert to; the caller's load reports the mismatch
     try:
