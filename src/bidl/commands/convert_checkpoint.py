@@ -15,7 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "checkpoint",
         help="BIDL's checkpoint: its training file (latest.pth, best.pth), a bare backbone "
-        "state dict, or an mmcv checkpoint with 'backbone.' names",
+        "state dict, an mmcv checkpoint with 'backbone.' names, or ST-YOLO's PyTorch "
+        "Lightning file (last_epoch=...ckpt) for a detection config",
     )
     parser.add_argument(
         "--config", required=True, help="the config (name or path) the weights belong to"
