@@ -114,11 +114,15 @@ def compile_from_args(args):
 def run(args) -> None:
     from ..deploy import read_manifest
     from ..deploy.artifact import describe_manifest
+    from ..deploy.head_graph import describe_head
     from ..deploy.segments import read_pipeline
 
     result = compile_from_args(args)
     if not args.segments:
-        print(describe_manifest(read_manifest(result.path)))
+        manifest = read_manifest(result.path)
+        print(describe_manifest(manifest))
+        if "head" in manifest:  # a detector's neck and head
+            print(describe_head(manifest))
         if result.report is not None:
             print(result.report.summary())
         return

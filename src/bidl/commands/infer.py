@@ -12,6 +12,8 @@ EXAMPLE = (
     "--artifact model_files/dvs/clif3fc3dm_itout_digitsdvs_b16"
 )
 
+DETECTOR_TYPES = ("Detector", "YoloV5Detector")
+
 
 def add_arguments(parser) -> None:
     add_config_args(parser)  # --device: default the artifact's (cpu for ONNX)
@@ -21,8 +23,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="a detector's checkpoint: its neck and head run after the compiled spiking part "
-        "(a path, or a file name in the config's work dir)",
+        help="only for a detector artifact compiled without its head graph (by an earlier "
+        "bidl): the checkpoint whose neck and head run in PyTorch after the compiled spiking "
+        "part (a path, or a file name in the config's work dir)",
     )
 
 
@@ -37,6 +40,7 @@ def infer_from_args(args) -> dict:
     from ..config import load_config
     from ..deploy import Runtime
     from ..deploy.artifact import config_hash
+    from ..deploy.head_graph import describe_head
     from ..engine.apis import build_datasets
     from ..engine.dataloader import build_dataloader
     from ..engine.metrics import metric_options
@@ -44,6 +48,8 @@ def infer_from_args(args) -> dict:
     cfg = load_config(args.config, args.cfg_options)
     with Runtime(args.artifact, device=args.device) as runtime:
         print(runtime.describe())
+        if "head" in runtime.manifest:
+            print(describe_head(runtime.manifest))
         compiled_from = runtime.manifest["hashes"].get("config")
         if compiled_from and compiled_from != config_hash(cfg.model.to_dict()):
             print(
@@ -56,11 +62,11 @@ def infer_from_args(args) -> dict:
             dataset, runtime.batch_size, int(cfg.data.get("workers_per_gpu", 0))
         )
         result = runtime.infer(loader)
-    if cfg.model.get("type") in ("Detector", "YoloV5Detector"):
-        metrics = detection_metrics_after_graph(cfg, args, dataset, loader, result.scores)
-    else:
-        options = metric_options(cfg)
-        metrics = dataset.evaluate(result.scores.astype("float32"), metric_options=options)
+        if "head" in runtime.manifest or cfg.model.get("type") in DETECTOR_TYPES:
+            metrics = detection_metrics_after_graph(cfg, args, dataset, loader, result, runtime)
+        else:
+            options = metric_options(cfg)
+            metrics = dataset.evaluate(result.scores.astype("float32"), metric_options=options)
     metrics.update(
         samples=result.samples,
         samples_per_s=result.samples_per_s,
@@ -74,32 +80,54 @@ def infer_from_args(args) -> dict:
     return metrics
 
 
-def detection_metrics_after_graph(cfg, args, dataset, loader, features) -> dict:
-    """A detector's artifact gives the spiking part's features after the last step; the
-    neck, head and NMS of the checkpoint's model turn them into boxes, scored by COCO."""
+def detection_metrics_after_graph(cfg, args, dataset, loader, result, runtime) -> dict:
+    """A detector's artifact gives the spiking part's features after the last step; its
+    head graph (or, for an artifact compiled without one, the checkpoint's neck and head)
+    and NMS turn them into boxes, scored by COCO."""
     import torch
 
+    from ..deploy.head_graph import open_head
+    from ..engine.detection import class_names, detection_metrics, unpadded
+
+    head = open_head(runtime.folder, runtime.manifest, runtime.device)
+    if head is not None:
+        if args.checkpoint:
+            print(
+                f"note: {args.artifact} holds its neck and head as a graph; --checkpoint is "
+                f"not used",
+                file=sys.stderr,
+            )
+        predictions, model = head.detect(result.scores), head.as_model()
+    else:
+        model = _checkpoint_detector(cfg, args)
+        features = torch.from_numpy(result.scores.astype("float32"))
+        predictions = []
+        with torch.no_grad():
+            for chunk in features.split(64):
+                predictions += model.detect_from_features(chunk)
+    truths = []
+    for batch in loader:
+        truths += unpadded(batch["gt_bboxes"], batch["gt_labels"])
+    return detection_metrics(predictions, truths, class_names(dataset, model))
+
+
+def _checkpoint_detector(cfg, args):
+    """The checkpoint's model, for the neck and head of an artifact that has no head graph."""
     from ..engine.apis import build_model, find_checkpoint
     from ..engine.checkpoint import load_weights
-    from ..engine.detection import class_names, detection_metrics, unpadded
     from ..registry import BidlError
 
     if not args.checkpoint:
         raise BidlError(
-            f"{args.config} is a detector: its compiled artifact holds the spiking part; give "
-            f"--checkpoint (the one it was compiled from) for the neck and head that follow"
+            f"{args.artifact} holds only the spiking part of the detector {args.config} (it "
+            f"was compiled before bidl compiled a detector's neck and head): recompile it "
+            f"with `bidl compile {args.config} --checkpoint CKPT` to add the head graph, or "
+            f"give --checkpoint (the one it was compiled from) to run the neck and head in "
+            f"PyTorch"
         )
     model = build_model(cfg)
     load_weights(model, find_checkpoint(args.checkpoint, cfg, args.work_dir))
-    model.eval()
-    features = torch.from_numpy(features.astype("float32"))
-    predictions, truths = [], []
-    with torch.no_grad():
-        for chunk in features.split(64):
-            predictions += model.detect_from_features(chunk)
-    for batch in loader:
-        truths += unpadded(batch["gt_bboxes"], batch["gt_labels"])
-    return detection_metrics(predictions, truths, class_names(dataset, model))
+    return model.eval()
 
 
 def format_infer_metrics(metrics: dict) -> str:

@@ -54,6 +54,14 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--every-step", action="store_true", help="print every step, not only window ends"
     )
+    parser.add_argument(
+        "--head-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="a detector: run its head graph (boxes) after every N-th step of a window and "
+        "after its last step (default 1: every step)",
+    )
     parser.add_argument("--out", default=None, help="write the predictions and figures to JSON")
 
 
@@ -122,6 +130,12 @@ def run(args) -> None:
             f"frames of {frame_us / 1000:g} ms (window {integrator.window_us / 1000:g} ms) -> "
             f"{list(runtime.step_shape)}, {runtime.timesteps} steps per window, replayed {pace}"
         )
+        head = _detector_head(runtime, cfg, args)
+        if head is not None:
+            figures = _stream_detections(args, runtime, head, source, integrator, frame_us, classes)
+            if args.out:
+                write_json(args.out, figures)
+            return
         windows, latencies, start_us, last_us = [], [], None, None
         for result in stream(runtime, source, integrator):
             latencies.append(result.latency_s)
@@ -174,4 +188,109 @@ def _window(result, classes, latencies) -> dict:
         "label": classes[best] if best < len(classes) else None,
         "scores": [float(v) for v in flat],
         "step_latency_ms_max": float(max(latencies) * 1000.0),
+    }
+
+
+def _detector_head(runtime, cfg, args):
+    """The artifact's head graph for a detector, None for a classifier."""
+    from ..deploy.head_graph import open_head
+    from ..registry import BidlError
+
+    head = open_head(runtime.folder, runtime.manifest, runtime.device)
+    if head is None and cfg.model.get("type") in ("Detector", "YoloV5Detector"):
+        raise BidlError(
+            f"{args.artifact} holds only the spiking part of the detector {args.config} (it "
+            f"was compiled before bidl compiled a detector's neck and head); bidl stream runs "
+            f"the head graph after the steps: recompile it with `bidl compile {args.config} "
+            f"--checkpoint CKPT`"
+        )
+    return head
+
+
+def _stream_detections(args, runtime, head, source, integrator, frame_us, classes) -> dict:
+    """A detector's stream: boxes of the latest step where the head ran (every window end,
+    and every step with --every-step), the latencies of the step alone and with the head."""
+    from ..deploy.streaming import detect_stream, latency_summary
+
+    print(
+        f"head graph: {head.entry['graph']}, run after every {args.head_every} step(s) of a "
+        f"window and after its last"
+    )
+    timesteps = runtime.timesteps
+    windows, steps, with_head, start_us, last_us = [], [], [], None, None
+    for item in detect_stream(runtime, head, source, integrator, args.head_every):
+        result = item.result
+        steps.append(result.latency_s)
+        if item.head_latency_s is not None:
+            with_head.append(result.latency_s + item.head_latency_s)
+        start_us = result.t_end_us - frame_us if start_us is None else start_us
+        last_us = result.t_end_us
+        if result.window_done or args.every_step:
+            print(_detection_line(item, frame_us, timesteps, classes, start_us))
+        if result.window_done:
+            windows.append(_detection_window(item, classes))
+    step_ms, head_ms = latency_summary(steps), latency_summary(with_head)
+    span_s = 0.0 if start_us is None else (last_us - start_us) / 1e6
+    print(
+        f"steps: {len(steps)}, windows: {len(windows)}; per-step latency p50 "
+        f"{step_ms['p50']:.3f} ms, p99 {step_ms['p99']:.3f} ms, max {step_ms['max']:.3f} ms; "
+        f"step + head p50 {head_ms['p50']:.3f} ms, p99 {head_ms['p99']:.3f} ms, max "
+        f"{head_ms['max']:.3f} ms ({len(with_head)} steps ran the head; a step every "
+        f"{frame_us / 1000:g} ms keeps up in real time while p99 < {frame_us / 1000:g} ms); "
+        f"stream span {span_s:.3f} s"
+    )
+    return {
+        "windows": windows,
+        "latency_ms": step_ms,
+        "step_head_latency_ms": head_ms,
+        "head_every": args.head_every,
+        "steps": len(steps),
+    }
+
+
+SHOWN_BOXES = 3  # boxes printed per line (the JSON has all)
+
+
+def _detection_line(item, frame_us, timesteps, classes, start_us) -> str:
+    result = item.result
+    t_end = (result.t_end_us - start_us) / 1e6
+    if result.window_done:
+        begin = t_end - timesteps * frame_us / 1e6
+        where = f"window {result.window} [{begin:.3f}, {t_end:.3f}) s"
+    else:
+        where = f"step {result.step} t={t_end:.3f} s"
+    latency = f"step latency {result.latency_s * 1000:.3f} ms"
+    if item.detections is None:
+        return f"{where}: head not run, {latency}"
+    found = item.detections
+    boxes = [
+        f"{_label(int(label), classes)} {float(score):.3f} "
+        f"[{', '.join(f'{v:.1f}' for v in box.tolist())}]"
+        for box, score, label in zip(
+            found["bboxes"][:SHOWN_BOXES],
+            found["scores"][:SHOWN_BOXES],
+            found["labels"][:SHOWN_BOXES],
+            strict=True,
+        )
+    ]
+    more = len(found["scores"]) - len(boxes)
+    shown = "; ".join(boxes) + (f"; ... {more} more" if more > 0 else "")
+    return (
+        f"{where}: {len(found['scores'])} boxes{': ' + shown if boxes else ''}; {latency}, "
+        f"head {item.head_latency_s * 1000:.3f} ms"
+    )
+
+
+def _detection_window(item, classes) -> dict:
+    found = item.detections
+    labels = [int(v) for v in found["labels"]]
+    return {
+        "window": item.result.window,
+        "t_end_us": item.result.t_end_us,
+        "bboxes": [[float(v) for v in box] for box in found["bboxes"].tolist()],
+        "scores": [float(v) for v in found["scores"]],
+        "labels": labels,
+        "classes": [classes[i] if i < len(classes) else None for i in labels],
+        "step_latency_ms": float(item.result.latency_s * 1000.0),
+        "head_latency_ms": float(item.head_latency_s * 1000.0),
     }

@@ -158,9 +158,9 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         )
     if manifest["backend"] not in BACKENDS:
         raise ArtifactError(f"{path}: unknown backend {manifest['backend']!r}")
-    for name in [manifest["graph"], *manifest["files"]]:
-        artifact_file(folder, name)
     _check_entries(path, manifest)
+    for name in [*graph_files(manifest), *manifest["files"]]:
+        artifact_file(folder, name)
     return manifest
 
 
@@ -189,6 +189,11 @@ def _check_entries(path: Path, manifest: dict) -> None:
     if manifest.get("source") is not None and not isinstance(manifest["source"], dict):
         raise bad("'source'", "must be a dict")
     entries = [("input", manifest["input"]), ("output", manifest["output"])]
+    if "head" in manifest:  # a detector's neck and head (head_graph.py)
+        head = manifest["head"]
+        if not isinstance(head, dict) or not isinstance(head.get("graph"), str):
+            raise bad("'head'", "must be a dict naming its graph file")
+        entries += [("head.input", head.get("input")), ("head.output", head.get("output"))]
     entries += [(f"states[{i}]", s) for i, s in enumerate(manifest["states"])]
     for where, entry in entries:
         if not isinstance(entry, dict):
@@ -215,14 +220,21 @@ def _check_entries(path: Path, manifest: dict) -> None:
                 raise bad(f"{where}.{key}", "must be a number")
 
 
+def graph_files(manifest: dict) -> list[str]:
+    """The step graph's file, and a detector's head graph's (``head_graph.py``)."""
+    head = manifest.get("head")
+    return [manifest["graph"], *([head["graph"]] if isinstance(head, dict) else [])]
+
+
 def verify_files(folder: Path, manifest: dict) -> None:
     """Every file the manifest lists exists, is a regular file (no link) and has the hash
-    it was written with; the graph is one of them."""
-    if manifest["graph"] not in manifest["files"]:
-        raise ArtifactError(
-            f"{folder / MANIFEST}: the graph {manifest['graph']!r} is not among the hashed "
-            f"files; the manifest is damaged or was edited. Recompile the artifact."
-        )
+    it was written with; the graph (and a head graph) are among them."""
+    for graph in graph_files(manifest):
+        if graph not in manifest["files"]:
+            raise ArtifactError(
+                f"{folder / MANIFEST}: the graph {graph!r} is not among the hashed "
+                f"files; the manifest is damaged or was edited. Recompile the artifact."
+            )
     for name, expected in manifest["files"].items():
         path = artifact_file(folder, name)
         if path.is_symlink() or (path.exists() and not path.is_file()):

@@ -37,6 +37,7 @@ from .artifact import (
     weights_hash,
     write_artifact,
 )
+from .head_graph import is_detector, plan_head, sample_features, write_head
 from .optional import require
 from .precision import check_precision
 from .quantize import QUANTIZED_OPS, check_calibration, quantize_step_graph
@@ -239,6 +240,9 @@ def compile_model(
     manifest["source"] = dict(source or {})
     if backend == "torch":
         manifest["model"] = json.loads(json.dumps(model_config, default=list))
+    detector = is_detector(model) and graph.is_last  # its neck and head: a graph of their own
+    if detector:
+        manifest["head"] = plan_head(model, batch_size, graph.output_shape[-1], backend)
 
     def write_graph(folder: Path) -> None:
         path = artifact_file(folder, manifest["graph"])
@@ -249,6 +253,9 @@ def compile_model(
             torch.save(state, path)
         else:
             _export_aoti(graph, path, device)
+        if detector:
+            features = sample_features(graph)
+            write_head(model, folder, manifest, device, features, _quiet, _aoti_configs())
 
     summary = (
         f"bidl step graph of {type(backbone).__name__}\n\n{describe_manifest(manifest)}\n\n"

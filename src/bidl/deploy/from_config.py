@@ -21,6 +21,7 @@ from ..registry import BidlError
 from .artifact import MANIFEST, config_hash, stale_reason, weights_hash
 from .compare import PrecisionReport, compare_with_float32
 from .compile import check_options, compile_model
+from .head_graph import is_detector
 from .quantize import MIN_CALIBRATION_SAMPLES
 from .runtime import Runtime
 from .segments import (
@@ -126,12 +127,17 @@ class _ConfigJob:
     def stale_reason(self, folder: Path) -> str | None:
         check = pipeline_stale_reason if self.segmented else stale_reason
         reason = check(folder, self.expected())
-        if reason is not None or self.options["input_dtype"] == "float16":
-            return reason  # float16 input is an fp16 graph, which the input dtype says
+        if reason is not None:
+            return reason
         try:  # artifacts from before precisions were recorded are fp32
-            have = json.loads((Path(folder) / MANIFEST).read_text()).get("precision", "fp32")
+            manifest = json.loads((Path(folder) / MANIFEST).read_text())
+            have = manifest.get("precision", "fp32")
         except (OSError, ValueError, AttributeError):
             return f"{folder / MANIFEST} cannot be read"
+        if not self.segmented and is_detector(self.models[0]) and "head" not in manifest:
+            return "it holds no head graph (compiled before bidl compiled a detector's head)"
+        if self.options["input_dtype"] == "float16":
+            return None  # float16 input is an fp16 graph, which the input dtype says
         want = self.options["precision"]
         return None if have == want else f"precision differs (artifact: {have!r}, now: {want!r})"
 

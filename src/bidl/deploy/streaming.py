@@ -2,6 +2,8 @@
 feeds a ``SlidingWindowIntegrator`` that turns its events into one frame per time step, and
 each frame goes through ``Runtime.step``; every ``timesteps`` steps the running aggregate is
 a prediction over that window, and the stream starts again from the initial states.
+A detector's stream (``detect_stream``) also runs its head graph on the running aggregate
+(after every step, or every N steps) and gives the boxes of the latest step.
 
 A camera SDK plugs in as an ``EventSource``: a class whose ``__iter__`` yields blocks of
 events in time order (structured arrays with x, y, t in microseconds and p, as
@@ -206,6 +208,40 @@ def stream(
     for block in source:
         yield from run(integrator.push(block))
     yield from run(integrator.flush())
+
+
+@dataclass
+class DetectionStep:
+    """One time step of a detector's stream: ``detections`` are the boxes of the running
+    aggregate after this step (None where the head did not run)."""
+
+    result: StepResult
+    detections: dict | None  # bboxes [K, 4] x1, y1, x2, y2; scores [K]; labels [K]
+    head_latency_s: float | None
+
+
+def detect_stream(
+    runtime,
+    head,
+    source: EventSource,
+    integrator: SlidingWindowIntegrator,
+    every: int = 1,
+    timesteps: int | None = None,
+) -> Iterator[DetectionStep]:
+    """``stream`` with a detector's head graph (``head_graph.HeadGraph``) run on the running
+    aggregate of the features after every ``every``-th step of a window and after its last
+    step (the window's boxes)."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise BidlError(f"the head runs every N steps with N a positive integer, got {every!r}")
+    timesteps = int(timesteps or runtime.timesteps)
+    clock = time.perf_counter
+    for result in stream(runtime, source, integrator, timesteps):
+        detections = head_s = None
+        if result.window_done or (result.step % timesteps + 1) % every == 0:
+            begin = clock()
+            detections = head.detect(result.scores[None])[0]
+            head_s = clock() - begin
+        yield DetectionStep(result, detections, head_s)
 
 
 def latency_summary(latencies_s) -> dict[str, float]:
