@@ -98,7 +98,8 @@ def save_checkpoint(
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint without running code from it (``weights_only=True``)."""
+    """Read a checkpoint without running code from it (``weights_only=True``; a PyTorch
+    Lightning file, which pickles more than tensors, through ``safe_load``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
