@@ -288,7 +288,8 @@ def compile_config(
     job.compile(folder)
     result = CompileResult(folder, reused=False, reason=reason)
     reduced = job.options["precision"] != "fp32" or job.options["input_dtype"] == "float16"
-    if reduced and not segments and eval_samples != 0:
+    # the comparison scores top-1 of class labels; a detector's would need COCO mAP
+    if reduced and not segments and eval_samples != 0 and not is_detector(job.models[0]):
         result.report = job.compare(folder, eval_samples)
     return result
 
