@@ -6,7 +6,9 @@
 
 The model is the shipped ``resnetlif50-itout-b8x1-cifar10dvs_mp`` config (random weights;
 speed does not depend on them): its ``model`` compiled whole, its ``model_0``/``model_1``
-as two segments, and the same network in four segments of four residual blocks each. Every
+as two segments (as the config splits it, and with the split points that
+``bidl compile --segments --balance cuda`` chooses), and the same network in four segments
+of four residual blocks each. Every
 grid run is checked against the one-device runtime's outputs on the same samples.
 """
 
@@ -58,9 +60,11 @@ def compile_one(
     from bidl.deploy import compile_model
     from bidl.deploy.segments import compile_segments
 
-    models, configs = _models(kind, timestep)
     out = Path(work) / f"{kind}_b{batch}"
     start = time.perf_counter()
+    if kind == "balanced2":  # the user's command: bidl compile --segments --balance cuda
+        return compile_balanced(out, batch, backend, device, timestep, start)
+    models, configs = _models(kind, timestep)
     options = dict(batch_size=batch, backend=backend, device=device)
     if kind == "whole":
         compile_model(models[0], out, model_config=configs[0], **options)
@@ -69,10 +73,35 @@ def compile_one(
     return f"{out}: {time.perf_counter() - start:.0f} s"
 
 
+def compile_balanced(out: Path, batch: int, backend: str, device: str, timestep: int, start):
+    """The config's two segments with split points balanced on the GPU, compiled as
+    ``bidl compile CONFIG --checkpoint C --segments --balance cuda`` does."""
+    from bidl.deploy import compile_config
+    from bidl.engine.checkpoint import save_checkpoint
+
+    models, _ = _models("whole", timestep)
+    checkpoint = out.parent / "random_weights.pth"
+    save_checkpoint(checkpoint, models[0])
+    options = {f"{m}.backbone.timestep": timestep for m in ("model", "model_0", "model_1")}
+    result = compile_config(
+        CONFIG,
+        checkpoint,
+        out,
+        cfg_options=options,
+        segments=True,
+        balance="cuda",
+        backend=backend,
+        batch_size=batch,
+        device=device,
+    )
+    return f"{out}: {time.perf_counter() - start:.0f} s; {result.balanced}"
+
+
 GRIDS = [
     ("1 device", "whole", [[0]]),
     ("time x2", "whole", [[0], [1]]),
     ("model x2", "segments2", [[0, 1]]),
+    ("model x2 balanced", "balanced2", [[0, 1]]),
     ("time x4", "whole", [[0], [1], [2], [3]]),
     ("model x4", "segments4", [[0, 1, 2, 3]]),
     ("time x2, model x2", "segments2", [[0, 1], [2, 3]]),
@@ -96,6 +125,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.phase == "compile":
         kinds = ["whole", "segments2", "segments4"]
+        if torch.cuda.is_available():
+            kinds.append("balanced2")  # timed on the GPU
         compile_device = "cuda" if args.device == "cuda" and args.backend == "aoti" else "cpu"
         kinds = args.kinds or kinds
         spawn = multiprocessing.get_context("spawn")

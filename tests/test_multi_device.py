@@ -349,3 +349,32 @@ def test_infer_multi_measures_speed_on_synthetic_samples(tmp_path, artifacts, mp
     assert speed["samples"] == 5 and speed["frames_per_s"] > 0
     assert not any(key.startswith("accuracy") for key in speed)  # no labels: no accuracy
     assert [d["steps"] for d in speed["devices"]] == [3, 3]
+
+
+def test_compile_balance_chooses_the_splits_and_the_grid_still_agrees(tmp_path, mp_config, capsys):
+    config, checkpoint = mp_config
+    segments, whole = tmp_path / "balanced", tmp_path / "whole"
+    common = ["--checkpoint", str(checkpoint), "--batch", "4"]
+    argv = ["compile", str(config), *common, "--segments", "--balance", "cpu"]
+    assert main([*argv, "--out", str(segments)]) == 0
+    printed = capsys.readouterr().out
+    assert "segments balanced on cpu: splits [[0, " in printed
+    manifest, _ = read_pipeline(segments)
+    splits = [entry["split"] for entry in manifest["segments"]]
+    assert f"splits {splits}" in printed
+    assert splits[0][0] == 0 and splits[-1][1] == 7 and splits[0][1] == splits[1][0]
+    assert main(["compile", str(config), *common, "--out", str(whole)]) == 0
+    single, figures = tmp_path / "single.json", tmp_path / "grid.json"
+    assert main(["infer", str(config), "--artifact", str(whole), "--out", str(single)]) == 0
+    argv = ["infer-multi", str(config), "--artifact", str(segments), "--devices", "[[0, 1]]"]
+    assert main([*argv, "--out", str(figures)]) == 0
+    grid, one = json.loads(figures.read_text()), json.loads(single.read_text())
+    assert grid["accuracy_top-1"] == pytest.approx(one["accuracy_top-1"])
+
+
+def test_balance_needs_segments(mp_config, capsys):
+    config, checkpoint = mp_config
+    assert main(["compile", str(config), "--checkpoint", str(checkpoint), "--balance", "cpu"]) != 0
+    assert "--balance chooses the split points of segments: add --segments" in (
+        capsys.readouterr().err
+    )

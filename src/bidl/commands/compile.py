@@ -24,6 +24,14 @@ def add_arguments(parser) -> None:
         help="compile the config's model_0, model_1, ... (each a split of the backbone) into "
         "one pipeline artifact for `bidl infer-multi`",
     )
+    parser.add_argument(
+        "--balance",
+        default=None,
+        metavar="DEVICE",
+        help="with --segments: choose the split points anew so that every segment takes "
+        "about the same time per step on DEVICE (cpu, cuda, cuda:1), timed there; the "
+        "number of segments stays the config's",
+    )
 
 
 def add_compile_args(parser) -> None:
@@ -80,7 +88,11 @@ def compile_from_args(args):
     import torch
 
     from ..deploy import compile_config
+    from ..registry import BidlError
 
+    balance = getattr(args, "balance", None)
+    if balance and not getattr(args, "segments", False):
+        raise BidlError("--balance chooses the split points of segments: add --segments")
     device = args.device
     if device is None:
         aoti_on_gpu = args.backend == "aoti" and torch.cuda.is_available()
@@ -101,7 +113,10 @@ def compile_from_args(args):
         cfg_options=args.cfg_options,
         work_dir=args.work_dir,
         segments=getattr(args, "segments", False),
+        balance=balance,
     )
+    if result.balanced:
+        print(result.balanced)
     if result.reused:
         print(f"reusing {result.path} (config and weights unchanged)")
     else:

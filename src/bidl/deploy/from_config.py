@@ -19,6 +19,7 @@ from ..engine.dataloader import build_dataloader
 from ..models.convert import adapt_state_dict
 from ..registry import BidlError
 from .artifact import MANIFEST, config_hash, stale_reason, weights_hash
+from .balance import balanced_splits
 from .compare import PrecisionReport, compare_with_float32
 from .compile import check_options, compile_model
 from .head_graph import is_detector
@@ -41,6 +42,7 @@ class CompileResult:
     reused: bool
     reason: str | None = None
     report: PrecisionReport | None = None  # a reduced precision against float32
+    balanced: str | None = None  # the split points --balance chose
 
 
 def default_artifact_dir(
@@ -82,10 +84,18 @@ class _ConfigJob:
     segmented: bool
     options: dict
     hashes: dict
+    balanced: str | None = None  # what --balance chose
 
     @classmethod
     def load(
-        cls, config, checkpoint, cfg_options, work_dir, options: dict, segmented: bool = False
+        cls,
+        config,
+        checkpoint,
+        cfg_options,
+        work_dir,
+        options: dict,
+        segmented: bool = False,
+        balance: str | None = None,
     ) -> _ConfigJob:
         options = {**_DEFAULT_OPTIONS, **options}
         check_options(
@@ -102,10 +112,14 @@ class _ConfigJob:
             )
         cfg = load_config(config, cfg_options)
         ckpt = find_checkpoint(checkpoint, cfg, work_dir)
+        balanced = None
         if segmented:
             state = load_checkpoint(ckpt)["state_dict"]
             # BIDL's weight names are converted for the whole network the segments cut
-            state = adapt_state_dict(build_model(cfg), state, f"checkpoint {str(ckpt)!r}", False)
+            whole = build_model(cfg)
+            state = adapt_state_dict(whole, state, f"checkpoint {str(ckpt)!r}", False)
+            if balance:
+                balanced = rebalance(cfg, whole, state, balance, options["batch_size"])
             models, hashes = build_segments(cfg, state), segments_hashes(cfg, state)
             model_configs = segment_configs(cfg)
         else:
@@ -113,7 +127,7 @@ class _ConfigJob:
             load_weights(model, ckpt)
             models, model_configs = [model], [cfg.model.to_dict()]
             hashes = {"config": config_hash(cfg.model.to_dict()), "weights": weights_hash(model)}
-        return cls(cfg, ckpt, models, model_configs, segmented, options, hashes)
+        return cls(cfg, ckpt, models, model_configs, segmented, options, hashes, balanced)
 
     def folder(self, out) -> Path:
         if out:
@@ -235,6 +249,22 @@ def calibration_samples(cfg, count: int) -> np.ndarray:
     return np.stack(samples)
 
 
+def rebalance(cfg, whole: torch.nn.Module, state: dict, device: str, batch: int) -> str:
+    """Set the splits of ``cfg``'s ``model_0``, ``model_1``, ... to equal measured work on
+    ``device`` (the whole model ``whole`` with the checkpoint's ``state``, timed); returns
+    a line saying what was chosen."""
+    sections = segment_configs(cfg)
+    whole.load_state_dict(state)
+    bounds, costs = balanced_splits(whole.backbone, len(sections), device, batch)
+    for index, split in enumerate(bounds):
+        cfg[f"model_{index}"]["backbone"]["split"] = split
+    # the declared input shapes are those of the config's own splits, replaced here
+    cfg.models_compile_inputshape = None
+    total = sum(costs) or 1.0
+    shares = ", ".join(f"{sum(costs[a:b]) / total:.0%}" for a, b in bounds)
+    return f"segments balanced on {device}: splits {bounds}, shares of a step {shares}"
+
+
 def reuse_reason(
     config: str | os.PathLike,
     checkpoint: str | os.PathLike,
@@ -243,11 +273,12 @@ def reuse_reason(
     cfg_options: dict | None = None,
     work_dir: str | None = None,
     segments: bool = False,
+    balance: str | None = None,
     **options,
 ) -> str | None:
     """Why the artifact at ``out`` cannot serve this config, checkpoint and options (its
     hashes, batch size, dtype, backend or files differ), or None when it can."""
-    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options, segments)
+    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options, segments, balance)
     return job.stale_reason(job.folder(out))
 
 
@@ -260,6 +291,7 @@ def compile_config(
     cfg_options: dict | None = None,
     work_dir: str | None = None,
     segments: bool = False,
+    balance: str | None = None,
     eval_samples: int | None = 0,
     **options,
 ) -> CompileResult:
@@ -267,7 +299,9 @@ def compile_config(
     ``default_artifact_dir``), or with ``use_legacy`` reuse an up-to-date artifact there.
 
     ``segments``: compile the config's ``model_0``, ``model_1``, ... (each a ``split`` of
-    the backbone) into one pipeline artifact, for ``bidl infer-multi``.
+    the backbone) into one pipeline artifact, for ``bidl infer-multi``; with ``balance``
+    (a device, e.g. 'cuda') their split points are chosen anew so that each segment takes
+    about the same time on that device (``balance.py``), keeping their number.
     ``options``: ``backend``, ``batch_size``, ``input_dtype``, ``input_scale``, ``device``,
     ``precision`` (as ``compile_model`` takes them) and ``calib_samples`` (int8: how many
     training samples calibrate the ranges).
@@ -278,7 +312,7 @@ def compile_config(
         isinstance(eval_samples, bool) or not isinstance(eval_samples, int) or eval_samples < 0
     ):
         raise BidlError(f"--eval-samples must be an integer >= 0, got {eval_samples!r}")
-    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options, segments)
+    job = _ConfigJob.load(config, checkpoint, cfg_options, work_dir, options, segments, balance)
     folder = job.folder(out)
     reason = None
     if use_legacy:
@@ -286,7 +320,7 @@ def compile_config(
         if reason is None:
             return CompileResult(folder, reused=True)
     job.compile(folder)
-    result = CompileResult(folder, reused=False, reason=reason)
+    result = CompileResult(folder, reused=False, reason=reason, balanced=job.balanced)
     reduced = job.options["precision"] != "fp32" or job.options["input_dtype"] == "float16"
     # the comparison scores top-1 of class labels; a detector's would need COCO mAP
     if reduced and not segments and eval_samples != 0 and not is_detector(job.models[0]):

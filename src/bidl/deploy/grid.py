@@ -295,6 +295,8 @@ class GridProcess:
         self.outputs: list[np.ndarray] = []
         self.begins: list[float] = []
         self.ends: list[float] = []
+        self._posted: list | None = None  # receives of the next batch's states
+        self._copying: deque = deque()  # outputs on their way to the host
 
     @property
     def is_output(self) -> bool:
@@ -302,20 +304,30 @@ class GridProcess:
 
     # --- messages -------------------------------------------------------------------
 
-    def _recv(self, shape, dtype: str, src: int) -> torch.Tensor:
-        buffer = torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=self.comm_device)
-        dist.recv(buffer, src)
-        return buffer
-
-    def _receive_states(self) -> list:
-        if self.row == 0:
-            return self.engine.initial_states()
+    def _post_states(self) -> list:
+        """Post the receives of the next batch's states (one flat message per dtype)."""
         src = self.grid.rank(self.row - 1, self.column)
         specs = self.manifest["states"]
-        states: list = [None] * len(specs)
+        posted = []
         for dtype, indices in self.groups:
+            size = sum(int(np.prod(specs[i]["shape"])) for i in indices)
+            buffer = torch.empty((size,), dtype=TORCH_DTYPES[dtype], device=self.comm_device)
+            posted.append((buffer, dist.irecv(buffer, src)))
+        return posted
+
+    def _receive_states(self, more: bool) -> list:
+        """The batch's initial states: from the manifest (row 0) or from the previous
+        slice. The receives of the next batch's states are posted before this batch
+        runs (``more``: there is one), so that hand-off overlaps this batch's steps."""
+        if self.row == 0:
+            return self.engine.initial_states()
+        posted = self._posted or self._post_states()
+        self._posted = self._post_states() if more else None
+        specs = self.manifest["states"]
+        states: list = [None] * len(specs)
+        for (_, indices), (flat, request) in zip(self.groups, posted, strict=True):
+            request.wait()
             sizes = [int(np.prod(specs[i]["shape"])) for i in indices]
-            flat = self._recv((sum(sizes),), dtype, src)
             for i, part in zip(indices, flat.split(sizes), strict=True):
                 states[i] = self.engine.from_torch(part.view(specs[i]["shape"]))
         return states
@@ -356,12 +368,12 @@ class GridProcess:
         window = np.ascontiguousarray(self.pad(batch)[:, self.first : self.last])
         return self.engine.upload(window)
 
-    def run_batch(self, steps: list | None) -> None:
+    def run_batch(self, steps: list | None, more: bool = False) -> None:
         """This process's share of one batch (``steps``: its uploaded input steps, for
-        column 0; see ``prepare``)."""
+        column 0; see ``prepare``; ``more``: another batch follows this one)."""
         if self.rank == 0:
             self.begins.append(time.perf_counter())
-        states = self._receive_states()
+        states = self._receive_states(more)
         y_t = None
         for x_t in self._step_inputs(steps):
             started = self.clock.start()
@@ -374,7 +386,30 @@ class GridProcess:
                 self.sender.send(activation, dst)
         self._send_states(states)
         if self.is_output:
+            self._collect(y_t)
+
+    def _collect(self, y_t) -> None:
+        """Keep the batch's output. On a GPU it is copied to pinned host memory without
+        waiting; the host waits for it only after the next batch is queued (or at
+        ``flush``), so the device never idles while the host reads an output. A batch's
+        end time is when the host has its output."""
+        tensor = self.engine.to_torch(y_t) if self.device.type == "cuda" else None
+        if tensor is None or not tensor.is_cuda:
             self.outputs.append(self.engine.fetch(y_t))
+            self.ends.append(time.perf_counter())
+            return
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        self._resolve_outputs()
+        self._copying.append((host, done))
+
+    def _resolve_outputs(self) -> None:
+        while self._copying:
+            host, done = self._copying.popleft()
+            done.synchronize()
+            self.outputs.append(host.numpy())
             self.ends.append(time.perf_counter())
 
     def pad(self, batch: np.ndarray) -> np.ndarray:
@@ -398,6 +433,7 @@ class GridProcess:
 
     def flush(self) -> None:
         self.sender.flush()
+        self._resolve_outputs()
 
     def report(self, seconds: float, count: int, timed_batches: int) -> RankReport:
         outputs = None
@@ -449,11 +485,15 @@ def run_grid_process(
         feed = Prefetcher(source.batches(work.batch_size), work.prepare, device)
     warmup = min(max(0, warmup_batches), batches - 1)
 
+    done = 0
+
     def run() -> None:
+        nonlocal done
         steps = feed.next() if feed is not None else None
         if feed is not None and steps is None:
             raise BidlError(f"grid input: fewer batches than the {count} samples announced")
-        work.run_batch(steps)
+        done += 1
+        work.run_batch(steps, more=done < batches)
 
     for _ in range(warmup):
         run()
