@@ -97,6 +97,94 @@ def test_half_precision_step_graph_keeps_states_in_float32_and_the_predictions(p
     assert np.abs(got.numpy() - expected).max() <= {"fp16": 0.05, "bf16": 0.1}[precision] * scale
 
 
+#: the synaptic layers of ``digits_snn``: all that runs in half precision
+SYNAPSES = ("body.0.conv", "body.2.fc", "head")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_never_rounds_the_cells_or_the_aggregator(precision):
+    """The cells' parameters and buffers (leak 0.3, membrane norms: not representable in
+    half precision) are the trained float32 values bit for bit, not values rounded through
+    half precision and back; the synaptic layers hold the trained values rounded once."""
+    model = digits_snn()
+    graph = StepGraph(model, 2, precision=precision)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    trained = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    held = {**dict(graph.model.named_parameters()), **dict(graph.model.named_buffers())}
+    assert set(held) == set(trained)
+    for name, tensor in held.items():
+        if name.startswith(SYNAPSES):
+            assert tensor.dtype == dtype, name
+            assert torch.equal(tensor, trained[name].to(dtype)), name
+        else:  # the neurons (norm, alpha, beta, theta, v_0) and the aggregator
+            assert tensor.dtype == trained[name].dtype, name
+            assert torch.equal(tensor, trained[name]), name
+    assert float(graph.model.body[0].neuron.alpha) == float(torch.tensor(0.3))
+
+
+def _rounded_synapses(model: nn.Module, dtype: torch.dtype) -> StepGraph:
+    """The float32 step graph of ``model`` in which only the synaptic layers compute in
+    ``dtype`` (input, weights and output rounded), everything else in float32."""
+    graph = StepGraph(model, 16)
+    modules = dict(graph.model.named_modules())
+    for name in SYNAPSES:
+        layer = modules[name].to(dtype)
+        layer.register_forward_pre_hook(lambda _m, args: (args[0].to(dtype), *args[1:]))
+        layer.register_forward_hook(lambda _m, _args, out: out.float())
+    return graph
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_graph_rounds_the_synaptic_layers_and_nothing_else(precision):
+    """The mixed graph equals, bit for bit, a float32 graph whose synaptic layers alone are
+    rounded: the membrane update, the threshold comparison, the aggregation and the states
+    see no half-precision value other than the synaptic currents."""
+    xs, _, _ = reference()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    got = StepGraph(digits_snn(), 16, precision=precision).run_sequence(xs[:16])
+    expected = _rounded_synapses(digits_snn(), dtype).run_sequence(xs[:16])
+    assert got.dtype == torch.float32
+    assert torch.equal(got, expected)
+
+
+def _onnx_value_types(path) -> dict[str, int]:
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*graph.value_info, *graph.input, *graph.output]
+    }
+    types.update({init.name: init.data_type for init in graph.initializer})
+    return types
+
+
+def test_fp16_onnx_artifact_runs_only_the_synaptic_layers_in_fp16(artifacts):
+    """In the exported graph the convolution and the matrix products take float16; the
+    membrane norms, the threshold comparisons and the aggregation's arithmetic float32, and
+    the norms' statistics are the trained float32 values."""
+    path = artifacts["fp16"] / "step.onnx"
+    types = _onnx_value_types(path)
+    nodes = onnx.load(str(path)).graph.node
+    initializers = {i.name: i for i in onnx.load(str(path)).graph.initializer}
+    half, single = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    by_op: dict[str, set] = {}
+    for node in nodes:
+        by_op.setdefault(node.op_type, set()).update(types[i] for i in node.input[:1])
+    assert by_op["Conv"] == by_op["Gemm"] == {half}
+    assert by_op["Greater"] == by_op["BatchNormalization"] == by_op["Div"] == {single}
+    means = sorted(
+        onnx.numpy_helper.to_array(initializers[node.input[3]]).tolist()
+        for node in nodes
+        if node.op_type == "BatchNormalization"
+    )
+    trained = sorted(
+        module.running_mean.tolist()
+        for module in digits_snn().modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+    )
+    assert means == trained
+
+
 def test_fp16_onnx_artifact_gives_the_float32_predictions(artifacts):
     xs, _, expected = reference()
     manifest = read_manifest(artifacts["fp16"])
