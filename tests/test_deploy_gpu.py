@@ -187,3 +187,21 @@ def test_onnx_on_tensorrt_where_installed(tmp_path):
     with Runtime(folder, device="cuda:0") as runtime:
         assert "TensorrtExecutionProvider" in runtime.engine.describe()
         np.testing.assert_allclose(runtime.run(xs), expected, atol=1e-3)
+
+
+def test_balance_times_layers_from_replayed_cuda_graphs():
+    from bidl.deploy.balance import balanced_splits
+
+    model = tiny_snn(seed=3, size=8, timestep=3)
+    bounds, costs = balanced_splits(model, 2, "cuda:0")
+    assert len(costs) == len(model.body) and all(c > 0 for c in costs)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(model.body)
+    xs = inputs_of(model)
+    with torch.no_grad():  # timing left no state behind: the model computes as before
+        np.testing.assert_allclose(
+            model.cpu()(xs).numpy(), tiny_snn(seed=3, size=8, timestep=3)(xs).numpy()
+        )
+
+
+def inputs_of(model):
+    return example_input(model, batch=2, seed=9)
