@@ -205,3 +205,16 @@ def test_balance_times_layers_from_replayed_cuda_graphs():
 
 def inputs_of(model):
     return example_input(model, batch=2, seed=9)
+
+
+def test_runtime_compile_fuses_the_step_and_keeps_the_outputs(torch_artifact):
+    folder, model = torch_artifact
+    stream = inputs(model, 2, seed=8)
+    outputs = {}
+    for compile_step in (False, True):
+        with Runtime(folder, device="cuda:0", compile=compile_step) as runtime:
+            assert ("torch.compile" in runtime.engine.describe()) is compile_step
+            runtime.reset()
+            outputs[compile_step] = [runtime.step(stream[:, t]) for t in range(stream.shape[1])]
+    for eager, fused in zip(outputs[False], outputs[True], strict=True):
+        np.testing.assert_allclose(fused, eager, atol=1e-5)

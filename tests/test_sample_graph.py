@@ -98,3 +98,8 @@ def test_the_cpu_default_steps(artifact, monkeypatch):
 def test_a_network_with_its_own_loop_has_no_whole_sample_form():
     graph = StepGraph(OwnLoop().eval(), batch_size=1)
     assert sequence_form_difference(graph) == "OwnLoop runs its own time loop"
+
+
+def test_compile_auto_leaves_a_cpu_runtime_uncompiled(artifact):
+    with Runtime(artifact[1], compile="auto") as runtime:
+        assert "torch.compile" not in runtime.engine.describe()

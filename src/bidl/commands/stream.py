@@ -62,6 +62,14 @@ def add_arguments(parser) -> None:
         help="a detector: run its head graph (boxes) after every N-th step of a window and "
         "after its last step (default 1: every step)",
     )
+    parser.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="a 'torch' artifact on CUDA: compile its step with torch.compile (fused kernels: "
+        "the lowest per-step latency, after tens of seconds of compiling at the start; "
+        "auto: on for CUDA)",
+    )
     parser.add_argument("--out", default=None, help="write the predictions and figures to JSON")
 
 
@@ -83,7 +91,9 @@ def run(args) -> None:
     test = dict(cfg.data.get("test") or {})
     dataset = DATASETS.get(test["type"]) if isinstance(test.get("type"), str) else None
     classes = list(getattr(dataset, "CLASSES", None) or [])
-    with Runtime(args.artifact, device=args.device) as runtime:
+    # auto: on CUDA, for streaming is latency-bound and long-running
+    compile_step = {"on": True, "off": False}.get(args.compile, "auto")
+    with Runtime(args.artifact, device=args.device, compile=compile_step) as runtime:
         compiled_from = runtime.manifest["hashes"].get("config")
         if compiled_from and compiled_from != config_hash(cfg.model.to_dict()):
             print(

@@ -243,7 +243,12 @@ class TorchEngine(_TensorEngine):
     ``weights_only=True``, so the artifact holds data only (no code, nothing compiled)."""
 
     def __init__(
-        self, path: Path, manifest: dict, device: torch.device, threads: int | None = None
+        self,
+        path: Path,
+        manifest: dict,
+        device: torch.device,
+        threads: int | None = None,
+        compile: bool | None = None,
     ):
         config = manifest.get("model")
         if not isinstance(config, dict) or not isinstance(config.get("type"), str):
@@ -282,7 +287,8 @@ class TorchEngine(_TensorEngine):
         self.device = device
         self._initial = self.graph.initial_states(device)  # never written: steps are pure
         self._run = self.graph
-        if device.type == "cuda" and torch_compile_enabled():
+        wanted = torch_compile_enabled() if compile is None else compile
+        if device.type == "cuda" and wanted:
             # compiled by the first call (the capture's warm-up where graphs are on)
             self._run = torch.compile(self.graph, dynamic=False)
         self._capture(self._run, self.graph.example_input(), self._initial)

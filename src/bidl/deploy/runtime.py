@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..datasets.base import topk_accuracy
+from ..neurons.kernels import triton_available
 from ..registry import BidlError
 from .artifact import (
     artifact_file,
@@ -73,6 +74,11 @@ class Runtime:
     - ``infer(loader)``: predictions, top-k accuracy, frames/s, latency p50 / p99.
     - ``step(x_t)`` / ``reset()``: streaming, one timestep ``[N, *input]`` at a time,
       returning the running aggregate after each step.
+
+    ``compile`` (the ``torch`` backend on CUDA): compile the graphs with ``torch.compile``
+    (fused kernels; tens of seconds to open, Inductor's cache keeps the code for later
+    opens); 'auto': on CUDA with Triton; None: as ``BIDL_TORCH_COMPILE`` says (default
+    off).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class Runtime:
         device: str | None = None,
         queue_size: int = 4,
         verbose: bool = False,
+        compile: bool | str | None = None,
     ):
         self.folder = Path(artifact)
         recover_interrupted(self.folder)  # a compile killed mid-swap: finish it first
@@ -92,7 +99,12 @@ class Runtime:
         except RuntimeError:
             raise BidlError(f"unknown device {device!r}; use 'cpu' or 'cuda:N'") from None
         path = artifact_file(self.folder, self.manifest["graph"])
-        self.engine = ENGINES[self.manifest["backend"]](path, self.manifest, self.device)
+        options = {}
+        if compile == "auto":  # on where it can run: CUDA with Triton
+            compile = self.device.type == "cuda" and triton_available()
+        if compile is not None and self.manifest["backend"] == "torch":
+            options["compile"] = bool(compile)
+        self.engine = ENGINES[self.manifest["backend"]](path, self.manifest, self.device, **options)
         self.batch_size = int(self.manifest["batch_size"])
         self.timesteps = int(self.manifest["timesteps"])
         self.step_shape = tuple(self.manifest["input"]["shape"][1:])
