@@ -18,6 +18,7 @@ pytest.importorskip("onnxruntime")
 from bidl.cli import main  # noqa: E402
 from bidl.datasets.events import EventIntegration  # noqa: E402
 from bidl.datasets.events.formats import read_event_file  # noqa: E402
+from bidl.datasets.events.records import make_events  # noqa: E402
 from bidl.deploy import Runtime, compile_config  # noqa: E402
 from bidl.deploy.streaming import (  # noqa: E402
     IterableSource,
@@ -205,3 +206,33 @@ def test_bidl_stream_needs_a_sensor_size_when_nothing_states_it(
     assert "neither the file nor the test set states the sensor size; pass --sensor H W" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(polarity=True, size=None, binary=False),
+        dict(polarity=False, size=(16, 16), binary=False),
+        dict(polarity=True, size=(8, 12), binary=True),
+    ],
+)
+def test_a_streamed_frame_equals_the_datasets_integration(options):
+    rng = np.random.default_rng(4)
+    n = 5000
+    events = make_events(
+        rng.integers(0, 32, n), rng.integers(0, 24, n), np.sort(rng.integers(0, 999, n)),
+        rng.integers(0, 2, n),
+    )  # fmt: skip
+    integration = EventIntegration(1, "time", 1000.0, options["polarity"], options["size"],
+                                   None, options["binary"])  # fmt: skip
+    expected = integration(events, (24, 32), t_start=0)
+    fast = integration.single_frame(events, (24, 32))
+    assert fast.dtype == expected.dtype == np.uint8
+    np.testing.assert_array_equal(fast, expected)
+
+
+def test_a_streamed_frame_with_an_event_outside_the_sensor_is_one_error():
+    events = make_events(np.array([3, 40]), np.array([1, 2]), np.array([0, 5]), np.array([1, 0]))
+    integration = EventIntegration(1, "time", 1000.0, True, None, None, False)
+    with pytest.raises(BidlError, match=r"1 event\(s\) have x outside the sensor"):
+        integration.single_frame(events, (24, 32))

@@ -141,7 +141,7 @@ class SlidingWindowIntegrator:
         start = end - self.window_us
         held = self._held
         inside = held[(held["t"] >= start) & (held["t"] < end)]
-        frame = self.frame(inside, self.sensor_size, t_start=start)[0]
+        frame = self.frame.single_frame(inside, self.sensor_size)[0]
         self._held = held[held["t"] >= start + self.step_us]  # what later windows still need
         self.steps += 1
         return frame

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...registry import BidlError
 from .denoise import denoise
-from .frames import events_to_frames
+from .frames import _channel, events_to_frames
 
 
 def size_pair(size, where: str) -> tuple[int, int] | None:
@@ -114,3 +114,32 @@ class EventIntegration:
         if self.binary:
             frames = np.minimum(frames, 1)
         return np.minimum(frames, 255).astype(np.uint8)
+
+    def single_frame(self, events: np.ndarray, sensor_size: Sequence[int]) -> np.ndarray:
+        """``[1, C, h, w]``: what this integration (one time step) makes of ``events`` that
+        the caller already chose by time, counted without binning them by time (a live
+        stream makes a frame every step, so this is on its latency path). Events that are
+        not valid (outside the sensor, odd polarities) go through ``__call__``, which names
+        the fault."""
+        if self.timesteps != 1:
+            raise BidlError(f"{self.where}: single_frame needs timesteps=1")
+        height, width = int(sensor_size[0]), int(sensor_size[1])
+        if self.denoise_us is not None:
+            events = denoise(events, self.denoise_us, (height, width))
+        x, y, p = events["x"], events["y"], events["p"]
+        if x.size and not (
+            0 <= x.min() <= x.max() < width
+            and 0 <= y.min() <= y.max() < height
+            and 0 <= p.min() <= p.max() <= 1
+        ):
+            return self(events, sensor_size, t_start=float(events["t"].min()))
+        out_h, out_w = self.output_size(sensor_size)
+        rows = y.astype(np.int64) * out_h // height
+        cols = x.astype(np.int64) * out_w // width
+        flat = (_channel(p).astype(np.int64) * out_h + rows) * out_w + cols
+        counts = np.bincount(flat, minlength=2 * out_h * out_w).reshape(1, 2, out_h, out_w)
+        if not self.polarity:
+            counts = counts.sum(axis=1, keepdims=True)
+        if self.binary:
+            counts = np.minimum(counts, 1)
+        return np.minimum(counts, 255).astype(np.uint8)
