@@ -134,8 +134,8 @@ LOAD = (
 @pytest.mark.xfail(
     reason="reduced reproduction: on an H100 with torch 2.11 every AOTInductor CUDA package "
     "(this tiny one as ResNet-LIF-50) segfaults in torch's _load_aoti when a process that "
-    "did not compile it opens it (2026-11-27); the engine now makes the CUDA context current "
-    "before loading, not yet run on a GPU",
+    "did not compile it opens it; making the CUDA context current before loading does not "
+    "prevent it (H100, 2026-11-27)",
     strict=False,
 )
 def test_aoti_cuda_package_loads_in_a_fresh_process(aoti_package, tmp_path):

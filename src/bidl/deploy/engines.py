@@ -207,7 +207,8 @@ class AotiEngine(_TensorEngine):
         self.device = device
         if device.type == "cuda":
             # a process that did not compile the package segfaults in the loader (seen on
-            # H100s, torch 2.11, any package size); make the device's context current first
+            # H100s, torch 2.11, any package size, with this too); the context made current
+            # first is what a loader needs in any case
             torch.cuda.set_device(device)
             torch.empty(1, device=device)
         try:
