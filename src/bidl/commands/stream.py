@@ -173,15 +173,19 @@ def _label(index: int, classes: list) -> str:
     return f"{index} ({classes[index]})" if index < len(classes) else str(index)
 
 
-def _line(result, frame_us, timesteps, classes, start_us) -> str:
-    flat = result.scores.reshape(-1)
-    best = int(flat.argmax())
+def _where(result, frame_us, timesteps, start_us) -> str:
+    """'window 3 [0.030, 0.040) s' at a window's end, else 'step 31 t=0.032 s'."""
     t_end = (result.t_end_us - start_us) / 1e6
     if result.window_done:
         begin = t_end - timesteps * frame_us / 1e6
-        where = f"window {result.window} [{begin:.3f}, {t_end:.3f}) s"
-    else:
-        where = f"step {result.step} t={t_end:.3f} s"
+        return f"window {result.window} [{begin:.3f}, {t_end:.3f}) s"
+    return f"step {result.step} t={t_end:.3f} s"
+
+
+def _line(result, frame_us, timesteps, classes, start_us) -> str:
+    flat = result.scores.reshape(-1)
+    best = int(flat.argmax())
+    where = _where(result, frame_us, timesteps, start_us)
     return (
         f"{where}: prediction {_label(best, classes)} score {flat[best]:.4f}, "
         f"step latency {result.latency_s * 1000:.3f} ms"
@@ -263,12 +267,7 @@ SHOWN_BOXES = 3  # boxes printed per line (the JSON has all)
 
 def _detection_line(item, frame_us, timesteps, classes, start_us) -> str:
     result = item.result
-    t_end = (result.t_end_us - start_us) / 1e6
-    if result.window_done:
-        begin = t_end - timesteps * frame_us / 1e6
-        where = f"window {result.window} [{begin:.3f}, {t_end:.3f}) s"
-    else:
-        where = f"step {result.step} t={t_end:.3f} s"
+    where = _where(result, frame_us, timesteps, start_us)
     latency = f"step latency {result.latency_s * 1000:.3f} ms"
     if item.detections is None:
         return f"{where}: head not run, {latency}"

@@ -238,6 +238,28 @@ class AotiEngine(_TensorEngine):
         )
 
 
+def rebuild_module(path: Path, manifest: dict, wrap=lambda model: model, what="model"):
+    """``wrap(the manifest's model config built through the registry)`` with the weights
+    of ``path`` loaded (``weights_only=True``): a 'torch' artifact holds data only."""
+    config = manifest.get("model")
+    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
+        raise ArtifactError(
+            f"{path.parent}: a torch artifact needs the model's config ('model' in its "
+            f"manifest); recompile the artifact"
+        )
+    try:
+        module = wrap(build_classifier(config))
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except BidlError as err:
+        raise ArtifactError(f"{path.parent}: cannot rebuild its {what}: {err}") from None
+    except Exception as err:
+        raise ArtifactError(
+            f"{path}: cannot load the weights of its {what} ({type(err).__name__}: {err}); "
+            f"the file is damaged or does not fit the model config. Recompile the artifact."
+        ) from None
+    return module
+
+
 class TorchEngine(_TensorEngine):
     """The step graph run by PyTorch itself, on any device: the model is rebuilt from the
     manifest's config through the registry and the weights are loaded with
@@ -251,25 +273,9 @@ class TorchEngine(_TensorEngine):
         threads: int | None = None,
         compile: bool | None = None,
     ):
-        config = manifest.get("model")
-        if not isinstance(config, dict) or not isinstance(config.get("type"), str):
-            raise ArtifactError(
-                f"{path.parent}: a torch artifact needs the model's config ('model' in its "
-                f"manifest); recompile the artifact"
-            )
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BidlError(f"device {device}: this machine has no CUDA device")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model = build_classifier(config)
-            model.load_state_dict(state)
-        except BidlError as err:
-            raise ArtifactError(f"{path.parent}: cannot rebuild its model: {err}") from None
-        except Exception as err:
-            raise ArtifactError(
-                f"{path}: cannot load the weights ({type(err).__name__}: {err}); the file is "
-                f"damaged or does not fit the model config. Recompile the artifact."
-            ) from None
+        model = rebuild_module(path, manifest)
         inp = manifest["input"]
         dtype = "float32" if inp["dtype"] == "int64" else inp["dtype"]  # token ids stay int64
         precision = manifest.get("precision", "fp32")

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import build_classifier
 from ..models.detector import TEST_CFG
 from ..models.yolox_head import postprocess
 from ..registry import BidlError
 from .artifact import ArtifactError, artifact_file
+from .engines import rebuild_module
 from .optional import require
 
 HEAD_FILES = {"onnxruntime": "head.onnx", "aoti": "head.pt2", "torch": "head.pt"}
@@ -253,22 +253,7 @@ def _onnx_head(path: Path, manifest: dict, device: torch.device):
 
 
 def _torch_head(path: Path, manifest: dict, device: torch.device):
-    config = manifest.get("model")
-    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
-        raise ArtifactError(
-            f"{path.parent}: a torch artifact needs the model's config ('model' in its "
-            f"manifest); recompile the artifact"
-        )
-    try:
-        module = DetectorHead(build_classifier(config))
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except BidlError as err:
-        raise ArtifactError(f"{path.parent}: cannot rebuild its neck and head: {err}") from None
-    except Exception as err:
-        raise ArtifactError(
-            f"{path}: cannot load the head's weights ({type(err).__name__}: {err}); the file "
-            f"is damaged or does not fit the model config. Recompile the artifact."
-        ) from None
+    module = rebuild_module(path, manifest, DetectorHead, "neck and head")
     module = module.to(device)
 
     def call(x: np.ndarray) -> np.ndarray:
