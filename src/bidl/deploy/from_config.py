@@ -119,7 +119,7 @@ class _ConfigJob:
             whole = build_model(cfg)
             state = adapt_state_dict(whole, state, f"checkpoint {str(ckpt)!r}", False)
             if balance:
-                balanced = rebalance(cfg, whole, state, balance, options["batch_size"])
+                balanced = rebalance(cfg, whole, balance, options["batch_size"])
             models, hashes = build_segments(cfg, state), segments_hashes(cfg, state)
             model_configs = segment_configs(cfg)
         else:
@@ -249,12 +249,12 @@ def calibration_samples(cfg, count: int) -> np.ndarray:
     return np.stack(samples)
 
 
-def rebalance(cfg, whole: torch.nn.Module, state: dict, device: str, batch: int) -> str:
+def rebalance(cfg, whole: torch.nn.Module, device: str, batch: int) -> str:
     """Set the splits of ``cfg``'s ``model_0``, ``model_1``, ... to equal measured work on
-    ``device`` (the whole model ``whole`` with the checkpoint's ``state``, timed); returns
-    a line saying what was chosen."""
+    ``device`` (the whole model ``whole`` timed; dense kernels take as long whatever the
+    weights, and the checkpoint is checked against the segments afterwards); returns a
+    line saying what was chosen."""
     sections = segment_configs(cfg)
-    whole.load_state_dict(state)
     bounds, costs = balanced_splits(whole.backbone, len(sections), device, batch)
     for index, split in enumerate(bounds):
         cfg[f"model_{index}"]["backbone"]["split"] = split
