@@ -378,3 +378,13 @@ def test_balance_needs_segments(mp_config, capsys):
     assert "--balance chooses the split points of segments: add --segments" in (
         capsys.readouterr().err
     )
+
+
+def test_balance_with_a_checkpoint_of_another_model_is_one_error(tmp_path, mp_config, capsys):
+    config, _ = mp_config
+    other = tmp_path / "other.pth"
+    save_checkpoint(other, torch.nn.Linear(3, 2))
+    argv = ["compile", str(config), "--checkpoint", str(other), "--segments", "--balance", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "x")]) != 0
+    err = capsys.readouterr().err
+    assert "the checkpoint lacks" in err and "Traceback" not in err
