@@ -154,6 +154,9 @@ def test_bidl_infer_of_a_detector_needs_no_checkpoint_and_gives_the_test_figures
     assert inferred["boxes_per_sample"] > 1  # score_thr 0.001: every sample has boxes
     for key in ("mAP", "mAP50", "mAP75", "boxes_per_sample"):
         assert inferred[key] == pytest.approx(tested[key], abs=1e-6)
+    # samples/s covers the neck, head and NMS after the steps, not the steps alone
+    assert inferred["head_seconds"] > 0
+    assert inferred["samples_per_s"] < inferred["samples"] / inferred["head_seconds"]
 
 
 def damaged_copy(art, tmp_path, name="damaged"):
