@@ -298,3 +298,18 @@ def test_bidl_stream_of_an_old_detector_artifact_says_to_recompile(compiled, tmp
     assert "bidl stream runs the head graph after the steps: recompile it with" in (
         capsys.readouterr().err
     )
+
+
+def test_a_reduced_precision_detector_is_compared_by_map(compiled, tmp_path, capsys):
+    config, ckpt, _ = compiled
+    assert main(["test", str(config), str(ckpt), "--out", str(tmp_path / "t.json")]) == 0
+    tested = json.loads((tmp_path / "t.json").read_text())
+    capsys.readouterr()
+    argv = ["compile", str(config), "--checkpoint", str(ckpt), "--batch", "8"]
+    assert main([*argv, "--precision", "fp16", "--out", str(tmp_path / "fp16")]) == 0
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if x.startswith("detection on the test split"))
+    # the float32 side is bidl test's model: the same mAP
+    assert f"mAP fp32 {tested['mAP']:.4f}, fp16 " in line
+    assert f"mAP50 fp32 {tested['mAP50']:.4f}, fp16 " in line
+    assert "largest feature difference" in line

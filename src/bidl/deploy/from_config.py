@@ -16,11 +16,17 @@ from ..datasets import build_dataset
 from ..engine.apis import build_model, find_checkpoint
 from ..engine.checkpoint import load_checkpoint, load_weights
 from ..engine.dataloader import build_dataloader
+from ..engine.detection import class_names
 from ..models.convert import adapt_state_dict
 from ..registry import BidlError
 from .artifact import MANIFEST, config_hash, stale_reason, weights_hash
 from .balance import balanced_splits
-from .compare import PrecisionReport, compare_with_float32
+from .compare import (
+    DetectionPrecisionReport,
+    PrecisionReport,
+    compare_detector_with_float32,
+    compare_with_float32,
+)
 from .compile import check_options, compile_model
 from .head_graph import is_detector
 from .quantize import MIN_CALIBRATION_SAMPLES
@@ -41,7 +47,7 @@ class CompileResult:
     path: Path
     reused: bool
     reason: str | None = None
-    report: PrecisionReport | None = None  # a reduced precision against float32
+    report: PrecisionReport | DetectionPrecisionReport | None = None  # against float32
     balanced: str | None = None  # the split points --balance chose
 
 
@@ -173,7 +179,9 @@ class _ConfigJob:
             **common,
         )
 
-    def compare(self, folder: Path, limit: int | None) -> PrecisionReport:
+    def compare(
+        self, folder: Path, limit: int | None
+    ) -> PrecisionReport | DetectionPrecisionReport:
         """The artifact at ``folder`` against the float32 model on the test split."""
         split = "test" if self.cfg.data.get("test") else "val"
         if not self.cfg.data.get(split):
@@ -187,6 +195,11 @@ class _ConfigJob:
             loader = build_dataloader(
                 dataset, runtime.batch_size, int(self.cfg.data.get("workers_per_gpu", 0))
             )
+            if is_detector(self.models[0]):
+                classes = class_names(dataset, self.models[0])
+                return compare_detector_with_float32(
+                    self.models[0], runtime, loader, classes, device, limit
+                )
             pairs = ((batch["img"], batch["gt_label"]) for batch in loader)
             return compare_with_float32(self.models[0], runtime, pairs, device, limit)
 
@@ -322,8 +335,8 @@ def compile_config(
     job.compile(folder)
     result = CompileResult(folder, reused=False, reason=reason, balanced=job.balanced)
     reduced = job.options["precision"] != "fp32" or job.options["input_dtype"] == "float16"
-    # the comparison scores top-1 of class labels; a detector's would need COCO mAP
-    if reduced and not segments and eval_samples != 0 and not is_detector(job.models[0]):
+    # classifiers: top-1 of both; detectors: COCO mAP of both
+    if reduced and not segments and eval_samples != 0:
         result.report = job.compare(folder, eval_samples)
     return result
 
