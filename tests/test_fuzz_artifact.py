@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from deploy_helpers import tiny_artifact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -115,3 +116,23 @@ def test_the_unmutated_artifact_runs(tmp_path):
     assert (
         runtime.run(np.zeros((1, runtime.timesteps, *runtime.step_shape), np.float32)) is not None
     )
+
+
+def test_an_empty_input_shape_is_refused_when_read(tmp_path):
+    folder = tmp_path / "artifact"
+    shutil.copytree(tiny_artifact(), folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["input"]["shape"][1] = 0  # found by the fuzz test: ONNX Runtime failed at run
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BidlError, match=r"input.*shape.*positive integers"):
+        read_manifest(folder)
+
+
+def test_a_manifest_shape_the_graph_does_not_take_is_refused_when_opened(tmp_path):
+    folder = tmp_path / "artifact"
+    shutil.copytree(tiny_artifact(), folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["input"]["shape"][1] += 1
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BidlError, match=r"the graph takes 'x' of shape \[2, 2, 8, 8\]"):
+        Runtime(folder)

@@ -209,6 +209,8 @@ def _check_entries(path: Path, manifest: dict) -> None:
             or not all(is_int(d) and 0 <= d <= MAX_ELEMENTS for d in shape)
         ):
             raise bad(f"{where}.shape", "must be a non-empty list of non-negative integers")
+        if not where.startswith("states") and 0 in shape:  # data and results are never empty
+            raise bad(f"{where}.shape", "must be a non-empty list of positive integers")
         count = 1
         for size in shape:
             count *= size

@@ -41,6 +41,26 @@ def _initial_arrays(manifest: dict) -> list[np.ndarray]:
     ]
 
 
+def _check_graph_inputs(path: Path, session, manifest: dict) -> None:
+    """The graph's inputs are the manifest's input and states, with their shapes (a
+    manifest edited after compiling would otherwise fail inside ONNX Runtime's run)."""
+    declared = {manifest["input"]["name"]: manifest["input"]["shape"]}
+    declared.update({s["name"]: s["shape"] for s in manifest["states"]})
+    graph = {i.name: i.shape for i in session.get_inputs()}
+    if set(graph) != set(declared):
+        raise ArtifactError(
+            f"{path}: the graph's inputs {sorted(graph)} are not the manifest's input and "
+            f"states {sorted(declared)}; the manifest was edited. Recompile the artifact."
+        )
+    for name, shape in graph.items():
+        fixed = all(isinstance(d, int) for d in shape)
+        if fixed and list(shape) != list(declared[name]):
+            raise ArtifactError(
+                f"{path}: the graph takes {name!r} of shape {list(shape)}, the manifest says "
+                f"{declared[name]}; the manifest was edited. Recompile the artifact."
+            )
+
+
 class OnnxEngine:
     """An ONNX Runtime session driven through IOBinding, so states stay on the device.
 
@@ -87,6 +107,7 @@ class OnnxEngine:
         self.providers = self.session.get_providers()
         self.input_name = manifest["input"]["name"]
         self.state_names = [s["name"] for s in manifest["states"]]
+        _check_graph_inputs(path, self.session, manifest)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._initial = [self._to_device(a) for a in _initial_arrays(manifest)]
 
