@@ -121,22 +121,84 @@ def training_window(work_dir: Path) -> tuple[float | None, float | None]:
     return (stamps[0], stamps[-1]) if len(stamps) > 1 else (None, None)
 
 
-def bidl(*args: str, log: Path) -> tuple[int, float]:
+def bidl(*args: str, log: Path, spy: tuple | None = None) -> tuple[int, float]:
     """Run ``bidl ARGS`` (this checkout's package) with its output in ``log``; returns the
-    exit status and the wall clock seconds."""
+    exit status and the wall clock seconds. ``spy = (work_dir, seconds, out)``: sample the
+    process's Python stacks with py-spy for ``seconds`` once its second epoch logs."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
     start = time.perf_counter()
     with open(log, "w") as handle:
-        status = subprocess.call(
+        process = subprocess.Popen(
             [sys.executable, "-m", "bidl.cli", *args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
         )
+        if spy is not None:
+            threading.Thread(target=_spy, args=(process, *spy), daemon=True).start()
+        status = process.wait()
     return status, time.perf_counter() - start
+
+
+def _spy(process, work_dir: Path, seconds: float, out: Path) -> None:
+    """py-spy on ``process`` for ``seconds`` from its first log line of epoch 2 on."""
+    log = work_dir / "train.log"
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and "Epoch [2]" in log.read_text():
+            break
+        time.sleep(0.5)
+    else:
+        return
+    subprocess.call(
+        ["py-spy", "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
+         "--rate", "500", "--idle", "--threads", "--format", "raw", "--output", str(out),
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _frame(text: str) -> str:
+    """``name (file.py:12)`` -> ``name (file.py)``."""
+    name, _, where = text.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0].rsplit('/', 1)[-1]})" if where else name
+
+
+def spy_summary(path: Path, emit, config: str) -> None:
+    """The training thread's time: per call made from the epoch loop (inclusive) and per
+    innermost frame (self), in percent of its samples; other threads' totals."""
+    from collections import Counter
+
+    threads, loop, leaves, inside = Counter(), Counter(), Counter(), Counter()
+    main_total = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        threads[frames[0]] += int(count)
+        names = [_frame(f) for f in frames[1:]]
+        epoch = next((i for i, f in enumerate(names) if f.startswith("train_epoch ")), None)
+        if epoch is None:
+            continue
+        main_total += int(count)
+        loop[names[epoch + 1] if epoch + 1 < len(names) else "(the loop itself)"] += int(count)
+        leaves[names[-1]] += int(count)
+        step = next((i for i, f in enumerate(names) if f.startswith("train_step ")), None)
+        if step is not None:
+            inside[names[step + 1] if step + 1 < len(names) else "(train_step)"] += int(count)
+    if not main_total:
+        emit(bench="py_spy", config=config, error="no samples of the training loop")
+        return
+    share = {k: round(100 * v / main_total, 1) for k, v in loop.most_common(15)}
+    self_share = {k: round(100 * v / main_total, 1) for k, v in leaves.most_common(25)}
+    step_share = {k: round(100 * v / main_total, 1) for k, v in inside.most_common(12)}
+    emit(bench="py_spy", config=config, samples=main_total, loop_calls_pct=share,
+         train_step_calls_pct=step_share, self_pct=self_share,
+         threads=dict(threads.most_common(8)))  # fmt: skip
 
 
 def read_log(work_dir: Path) -> list[dict]:
@@ -144,18 +206,21 @@ def read_log(work_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def run_train(spec: str, cifar_root: Path, out: Path, emit, device: str) -> dict:
+def run_train(spec: str, cifar_root: Path, out: Path, emit, device: str, spy: float = 0) -> dict:
     """One ``--run``: ``bidl train`` of the config with the overrides, and its figures."""
     config, *overrides = shlex.split(spec)
     tag = "-".join([config, *[o.split("=")[0].split(".")[-1] + o.split("=")[1] for o in overrides]])
     work = out / tag.replace("/", "_")
     options = [f"data.{split}.data_prefix={cifar_root}" for split in ("train", "val", "test")]
     options += ["log_config.interval=5", "evaluation.interval=1000", *overrides]
+    spied = (work, spy, work.with_suffix(".spy.txt")) if spy else None
     with GpuSampler() as gpu:
         status, wall = bidl(
             "train", config, "--work-dir", str(work), "--device", device,
-            "--cfg-options", *options, log=work.with_suffix(".log"),
+            "--cfg-options", *options, log=work.with_suffix(".log"), spy=spied,
         )  # fmt: skip
+    if spied:
+        spy_summary(spied[2], emit, spec)
     records = [r for r in read_log(work) if r.get("mode") == "train"]
     later = [r for r in records if r["epoch"] > 1] or records
     row = dict(
@@ -400,6 +465,7 @@ def main() -> None:
     parser.add_argument("--loader-only", action="store_true", help="each run's data path alone")
     parser.add_argument("--profile", nargs="*", default=[], help="configs whose step to profile")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--py-spy", type=float, default=0, help="seconds of py-spy per run")
     parser.add_argument("--out", default="/tmp/bidl_e2e/runs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -412,7 +478,7 @@ def main() -> None:
     for spec in args.run if args.loader_only else []:
         loader_only(spec, Path(args.cifar_root), emit, args.device)
     for spec in args.run:
-        run_train(spec, Path(args.cifar_root), out, emit, args.device)
+        run_train(spec, Path(args.cifar_root), out, emit, args.device, args.py_spy)
     if args.digits:
         run_digits(out, emit, args.device, args.digits_seeds)
     if args.model_step:

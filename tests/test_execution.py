@@ -90,3 +90,56 @@ def test_cpu_defaults_keep_the_form_and_take_channels_last():
     assert wants_compile(True, cpu, 1) == {}
     assert wants_compile({"mode": "max-autotune"}, cpu, 1) == {"mode": "max-autotune"}
     assert wants_compile(False, cuda, 10**6) is None
+
+
+def test_fused_kernels_false_runs_the_reference_loop(monkeypatch):
+    """``runner.fused_kernels=False``: the cells' one-node recurrence is not used, the
+    result is the same; the default turns it back on."""
+    from bidl.neurons import kernels
+    from bidl.neurons.kernels import norm_lif
+
+    calls = []
+    original = norm_lif.NormLifFunction.apply
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(norm_lif.NormLifFunction, "apply", counting)
+    xs = (torch.rand(2, 3, 2, 16, 16) < 0.3).float()
+    outputs = []
+    try:
+        for fused in (False, True):
+            torch.manual_seed(0)
+            model = digits_model().eval()
+            config = {"multi_step": True, "channels_last": False, "fused_kernels": fused}
+            notes = prepare_model(model, config, torch.device("cpu"))
+            assert kernels.fused_kernels_enabled() is fused
+            assert ("fused neuron kernels off: every cell runs its reference loop" in notes) is (
+                not fused
+            )
+            before = len(calls)
+            with torch.no_grad():
+                outputs.append(model.backbone(xs))
+            assert (len(calls) > before) is fused
+    finally:
+        kernels.set_fused_kernels(True)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
+
+
+def test_optimizers_fuse_on_cuda_only_unless_the_config_chooses():
+    from bidl.optim.optimizer import _fuses
+
+    cpu = [nn.Parameter(torch.zeros(3))]
+    assert not _fuses(torch.optim.Adam, cpu, {})
+    if torch.cuda.is_available():
+        cuda = [nn.Parameter(torch.zeros(3, device="cuda"))]
+        assert _fuses(torch.optim.Adam, cuda, {})
+        assert _fuses(torch.optim.SGD, [{"params": cuda, "lr": 0.1}], {})
+        assert not _fuses(torch.optim.Adam, cuda, {"foreach": True})
+        assert not _fuses(torch.optim.Adam, cuda, {"fused": False})
+        assert not _fuses(torch.optim.RMSprop, cuda, {})
+        from bidl.optim import build_optimizer
+
+        model = nn.Linear(3, 2).cuda()
+        assert build_optimizer(model, {"type": "AdamW", "lr": 1e-3}).defaults["fused"] is True

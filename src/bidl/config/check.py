@@ -63,6 +63,7 @@ SECTIONS: dict[str, dict[str, Kind]] = {
         "multi_step": either(BOOL, AUTO),
         "channels_last": either(BOOL, AUTO),
         "cuda_graph": either(BOOL, AUTO),
+        "fused_kernels": BOOL,
     },
     "optimizer_config": {"grad_clip": either(DICT, NONE), "skip_nonfinite": BOOL},
     "lr_config": {

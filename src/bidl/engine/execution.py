@@ -12,6 +12,9 @@
   fast convolutions and batch norms take without transposes, and what oneDNN's CPU
   convolutions prefer (the DigitsDVS step 13 % faster on one core).
 - cuDNN autotuning on CUDA, unless the run is deterministic.
+- ``runner.fused_kernels`` (True): the cells' fused multi-step paths (Triton kernels on
+  CUDA, one-node recurrences in torch); False runs each cell's reference loop over
+  ``step``, the definition of correctness, to check them or to debug.
 - ``runner.compile`` ('auto': on CUDA for runs long enough to repay the compilation;
   True/False, or a dict of ``torch.compile`` keywords): Inductor's compiled code is kept in
   a cache folder that outlives the run, so a second run does not compile again.
@@ -28,7 +31,7 @@ from torch import nn
 
 from ..models.backbones.base import SpikingBackbone
 from ..neurons.base import StatefulCell
-from ..neurons.kernels import triton_available
+from ..neurons.kernels import set_fused_kernels, triton_available
 
 logger = logging.getLogger("bidl")
 
@@ -112,6 +115,10 @@ def prepare_model(model: nn.Module, runner_cfg: dict | None, device: torch.devic
     asks: multi-step form, memory layout, cuDNN autotuning. Returns notes for the log."""
     runner_cfg = runner_cfg or {}
     notes = use_multi_step(model, runner_cfg.get("multi_step", "auto"), device)
+    fused = runner_cfg.get("fused_kernels", True)
+    set_fused_kernels(fused)
+    if not fused:
+        notes.append("fused neuron kernels off: every cell runs its reference loop")
     cuda = device.type == "cuda"
     if _resolve(runner_cfg.get("channels_last", "auto"), True):
         model.to(memory_format=torch.channels_last)

@@ -3,11 +3,16 @@
 - ``fused_lif_multi_step``: a plain ``Lif`` (no norm inside the recurrence) on CUDA, one
   Triton kernel forward and one backward. Triton is optional: nothing here imports it
   until a kernel runs, so the package works on CPU-only installs.
+- ``noisy_lif_multi_step``: the same cell in training with BIDL's membrane noise (whose
+  spread per sample and channel is a reduction inside the recurrence), one Triton kernel
+  forward and one backward (``lif_noise_triton``).
+- ``bn_lif_multi_step``: a training batch norm on the membrane, Triton (``bn_lif_triton``).
 - ``norm_lif.NormLifFunction``: a ``Lif`` with batch norm on its membrane (BIDL's layout)
   or without norm, on any device: the recurrence as one autograd node in plain torch.
 
 ``fused_multi_step`` picks one when it computes exactly what ``Lif.step`` looped over time
-would, else the cell runs that reference loop, the definition of correctness. Tests run the
+would (the noisy kernel: with its own draws of the same noise), else the cell runs that
+reference loop, the definition of correctness (``runner.fused_kernels=False`` forces it). Tests run the
 Triton kernels on the CPU through Triton's interpreter (``TRITON_INTERPRET=1`` set before
 the first kernel import).
 """
@@ -30,6 +35,20 @@ from .norm_lif import norm_lif_multi_step
 _SURROGATE_CODES = {Rectangle: 0, Sigmoid: 1, ATan: 2, Triangle: 3}
 _SPIKE_OUTPUT = 4
 _SOMA_NAMES = ("alpha", "beta", "theta", "v_0")
+
+
+#: ``runner.fused_kernels``: False sends every cell to its reference loop (to check the
+#: kernels against it, or to debug); process-wide, set before training starts
+_ENABLED = [True]
+
+
+def set_fused_kernels(enabled: bool) -> None:
+    """Turn the fused paths of ``fused_multi_step`` on or off for this process."""
+    _ENABLED[0] = bool(enabled)
+
+
+def fused_kernels_enabled() -> bool:
+    return _ENABLED[0]
 
 
 @functools.cache
@@ -137,6 +156,84 @@ def _hooked(module) -> bool:
     )
 
 
+def _noise_planes(x_seq: torch.Tensor, order: list[int]) -> tuple[int, int] | None:
+    """``(stride_c, stride_s)`` of a step laid out in ``order`` when each sample comes
+    first and its channels either right after it or innermost; else None."""
+    step = [d - 1 for d in order[1:]]  # the step's dims in memory order
+    if step[0] != 0:
+        return None
+    spatial = math.prod(x_seq.shape[3:])
+    if step[1] == 1:  # [B, C, S...]
+        return spatial, 1
+    if step[-1] == 1:  # [B, S..., C]
+        return 1, x_seq.shape[2]
+    return None
+
+
+def noisy_lif_applies(cell, x_seq: torch.Tensor) -> bool:
+    """Whether ``lif_noise_triton`` runs ``cell`` in training with BIDL's membrane noise:
+    a plain ``Lif`` (no norm inside the recurrence) in training with ``noise > 0`` on a
+    step ``[B, C, spatial...]`` of at least two positions, in a layout of whole planes
+    (channels first or last), float32, a built-in surrogate, soma parameters shared or per
+    channel along dim 1, and a state (if any) shaped like one step. The noise draws are
+    the kernel's own (Philox), not ``torch.randn``'s: same distribution, other numbers."""
+    if torch.compiler.is_compiling() or not triton_available():
+        return False
+    if not (cell.training and cell.noise > 0) or cell.norm is not None:
+        return False
+    if x_seq.dtype != torch.float32 or x_seq.dim() < 4 or math.prod(x_seq.shape[3:]) < 2:
+        return False
+    if type(cell.spike_fn) not in _SURROGATE_CODES:
+        return False
+    if any(getattr(cell, key).dtype != torch.float32 for key in _SOMA_NAMES):
+        return False
+    if cell.soma_params == "channel_share" and cell.channel_dim not in (1, -(x_seq.dim() - 2)):
+        return False
+    if _noise_planes(x_seq, _dense_order(x_seq)) is None:
+        return False
+    if cell.state is not None:
+        v = cell.state.get("v")
+        if v is None or v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype:
+            return False
+    return True
+
+
+def noisy_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
+    """All ``T`` training steps of ``cell`` (``noisy_lif_applies``) on ``x_seq`` with BIDL's
+    membrane noise, one kernel forward and one backward; continues from and leaves
+    ``cell.state`` as the reference loop does."""
+    from .lif_noise_triton import NoisyLifFunction
+
+    order = _dense_order(x_seq)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    laid_out = x_seq.permute(order)  # contiguous: _noise_planes found a dense order
+    steps, batch, channels = x_seq.shape[:3]
+    spatial = math.prod(x_seq.shape[3:])
+    stride_c, stride_s = _noise_planes(x_seq, order)
+    step_order = [d - 1 for d in order[1:]]
+    v_init = None
+    if cell.state is not None:
+        v_init = cell.state["v"].permute(step_order).contiguous().view(-1)
+    spike_fn = cell.spike_fn
+    output = _SPIKE_OUTPUT if cell.mode == "spike" else cell._memb_index
+    per_channel = cell.soma_params == "channel_share"
+    layout = (
+        batch, channels, spatial, stride_c, stride_s, cell.noise, output,
+        _SURROGATE_CODES[type(spike_fn)], float(getattr(spike_fn, spike_fn._param)), per_channel,
+    )  # fmt: skip
+    params = tuple(getattr(cell, key) for key in _SOMA_NAMES)
+    x = laid_out.contiguous().view(steps, -1)
+    device = torch.cuda.device(x.device) if x.is_cuda else nullcontext()
+    with device:
+        out, v_last = NoisyLifFunction.apply(x, v_init, *params, layout)
+    step_inverse = sorted(range(len(step_order)), key=step_order.__getitem__)
+    cell.state = {"v": v_last.view(laid_out.shape[1:]).permute(step_inverse)}
+    out = out.view(laid_out.shape).permute(inverse)
+    if cell.mode != "spike" and cell._activation is not None:
+        out = cell._activation(out)
+    return out
+
+
 def norm_lif_applies(cell, x_seq: torch.Tensor) -> bool:
     """Whether ``NormLifFunction`` computes what ``cell.step`` looped over time would: a norm
     that is None or exactly ``BatchNorm1d``/``BatchNorm2d``, no training noise, a built-in
@@ -237,7 +334,7 @@ def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
     """All steps of ``cell`` (a plain ``Lif``) on ``x_seq`` through the fastest path that
     computes what its reference loop would, or None when none does. Hooks on the spike
     function or the norm send it to the loop, which calls them once per step."""
-    if _hooked(cell.spike_fn) or _hooked(cell.norm):
+    if not _ENABLED[0] or _hooked(cell.spike_fn) or _hooked(cell.norm):
         return None
     if x_seq.is_cuda and x_seq.dtype in (torch.bfloat16, torch.float16):
         # mixed precision: the recurrence runs in float32 (the kernels' type; more exact
@@ -246,6 +343,8 @@ def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
         return None if out is None else out.to(x_seq.dtype)
     if x_seq.is_cuda and fused_lif_applies(cell, x_seq):
         return fused_lif_multi_step(cell, x_seq)
+    if x_seq.is_cuda and noisy_lif_applies(cell, x_seq):
+        return noisy_lif_multi_step(cell, x_seq)
     if bn_lif_applies(cell, x_seq):
         return bn_lif_multi_step(cell, x_seq)
     if norm_lif_applies(cell, x_seq):
@@ -257,9 +356,13 @@ def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
 __all__ = [
     "bn_lif_applies",
     "bn_lif_multi_step",
+    "fused_kernels_enabled",
     "fused_lif_applies",
     "fused_lif_multi_step",
     "fused_multi_step",
+    "noisy_lif_applies",
+    "noisy_lif_multi_step",
     "norm_lif_applies",
+    "set_fused_kernels",
     "triton_available",
 ]

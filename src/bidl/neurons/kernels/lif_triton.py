@@ -118,11 +118,11 @@ def _surrogate_grad(u, sg_param, SURROGATE: tl.constexpr):
 @triton.jit
 def _lif_backward_kernel(
     h_ptr, grad_out_ptr, grad_v_last_ptr, alpha_ptr, beta_ptr, theta_ptr, v0_ptr,
-    grad_x_ptr, grad_v_init_ptr, grad_params_ptr,
-    steps, numel, inner, channels, sg_param,
+    grad_x_ptr, grad_v_init_ptr, grad_params_ptr, seed_ptr, scale_ptr,
+    steps, numel, inner, channels, sg_param, noise_channels, noise_spatial, noise_stride_c,
     SURROGATE: tl.constexpr, OUTPUT: tl.constexpr, PER_CHANNEL: tl.constexpr,
     HAS_GRAD_V_LAST: tl.constexpr, GRAD_V_INIT: tl.constexpr, GRAD_PARAMS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    NOISE: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask, grad_v, alpha, beta, theta, v_0 = _block_start(
         grad_v_last_ptr, alpha_ptr, beta_ptr, theta_ptr, v0_ptr, numel, inner, channels,
@@ -132,6 +132,12 @@ def _lif_backward_kernel(
     sum_beta = tl.zeros([BLOCK], dtype=tl.float32)
     sum_theta = tl.zeros([BLOCK], dtype=tl.float32)
     sum_v0 = tl.zeros([BLOCK], dtype=tl.float32)
+    if NOISE:  # the training noise of lif_noise_triton, regenerated: its draws and scales
+        seed = tl.load(seed_ptr)
+        plane = (offs // (noise_channels * noise_spatial)) * noise_channels + (
+            offs // noise_stride_c
+        ) % noise_channels
+        planes = numel // noise_spatial
     last = (steps - 1) * numel + offs
     h_next = tl.load(h_ptr + last, mask=mask, other=0.0)
     grad_next = tl.load(grad_out_ptr + last, mask=mask, other=0.0)
@@ -144,7 +150,12 @@ def _lif_backward_kernel(
         earlier = (steps - 2 - i + (i + 1) // steps) * numel + offs
         h_next = tl.load(h_ptr + earlier, mask=mask, other=0.0)
         grad_next = tl.load(grad_out_ptr + earlier, mask=mask, other=0.0)
-        u = h - theta
+        n = h  # the membrane that fires: h, or h plus the noise (no gradient through it)
+        if NOISE:
+            t = steps - 1 - i
+            scale = tl.load(scale_ptr + t * planes + plane, mask=mask, other=0.0)
+            n = h + tl.randn(seed, t * numel + offs) * scale
+        u = n - theta
         fired = u > 0.0
         spike = fired.to(tl.float32)
         # new membrane = alpha * reset + beta
@@ -153,8 +164,8 @@ def _lif_backward_kernel(
         grad_reset = alpha * grad_v
         if OUTPUT == 2:
             grad_reset += grad_out
-        # reset = spike * v_0 + (1 - spike) * h
-        grad_spike = grad_reset * (v_0 - h)
+        # reset = spike * v_0 + (1 - spike) * n
+        grad_spike = grad_reset * (v_0 - n)
         if OUTPUT == 4:
             grad_spike += grad_out
         grad_u = grad_spike * _surrogate_grad(u, sg_param, SURROGATE)
@@ -164,7 +175,7 @@ def _lif_backward_kernel(
         if OUTPUT == 0:
             grad_h += grad_out
         if GRAD_PARAMS:
-            reset = tl.where(fired, v_0, h)
+            reset = tl.where(fired, v_0, n)
             sum_alpha += grad_v * reset
             sum_beta += grad_v
             sum_theta -= grad_u
@@ -212,8 +223,10 @@ def lif_forward(x, v_init, params, inner, output, save_h):
 
 
 def lif_backward(h, grad_out, grad_v_last, params, inner, output, surrogate, sg_param,
-                 grad_v_init, grad_params):  # fmt: skip
-    """Run the backward kernel; returns ``(grad_x, grad_v_init, per-neuron param sums)``."""
+                 grad_v_init, grad_params, noise=None):  # fmt: skip
+    """Run the backward kernel; returns ``(grad_x, grad_v_init, per-neuron param sums)``.
+    ``noise = (seed, scale, channels, spatial, stride_c)``: the forward's training noise
+    (``lif_noise_triton``), regenerated."""
     steps, numel = h.shape
     alpha, beta, theta, v_0 = params
     grad_x = torch.empty_like(h)
@@ -230,10 +243,11 @@ def lif_backward(h, grad_out, grad_v_last, params, inner, output, surrogate, sg_
         h, grad_out, grad_v_last if grad_v_last is not None else h,
         alpha, beta, theta, v_0,
         grad_x, grad_init if grad_init is not None else h, sums if sums is not None else h,
-        steps, numel, inner, alpha.numel(), float(sg_param),
+        noise[0] if noise else h, noise[1] if noise else h,
+        steps, numel, inner, alpha.numel(), float(sg_param), *(noise[2:] if noise else (1, 1, 1)),
         SURROGATE=surrogate, OUTPUT=output, PER_CHANNEL=alpha.numel() > 1,
         HAS_GRAD_V_LAST=grad_v_last is not None, GRAD_V_INIT=grad_v_init,
-        GRAD_PARAMS=grad_params, **_launch(),
+        GRAD_PARAMS=grad_params, NOISE=noise is not None, **_launch(),
     )  # fmt: skip
     return grad_x, grad_init, sums
 
