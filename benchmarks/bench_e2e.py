@@ -124,41 +124,20 @@ def training_window(work_dir: Path) -> tuple[float | None, float | None]:
 def bidl(*args: str, log: Path, spy: tuple | None = None) -> tuple[int, float]:
     """Run ``bidl ARGS`` (this checkout's package) with its output in ``log``; returns the
     exit status and the wall clock seconds. ``spy = (work_dir, seconds, out)``: sample the
-    process's Python stacks with py-spy for ``seconds`` once its second epoch logs."""
+    training thread's Python stack for ``seconds`` once epoch 2 logs (``sample_stacks.py``)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
+    command = [sys.executable, "-m", "bidl.cli", *args]
+    if spy is not None:
+        work_dir, seconds, out = spy
+        command = [sys.executable, str(HERE / "sample_stacks.py"), str(out), str(work_dir),
+                   str(seconds), *args]  # fmt: skip
     start = time.perf_counter()
     with open(log, "w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bidl.cli", *args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        if spy is not None:
-            threading.Thread(target=_spy, args=(process, *spy), daemon=True).start()
-        status = process.wait()
+        status = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
     return status, time.perf_counter() - start
-
-
-def _spy(process, work_dir: Path, seconds: float, out: Path) -> None:
-    """py-spy on ``process`` for ``seconds`` from its first log line of epoch 2 on."""
-    log = work_dir / "train.log"
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        if log.exists() and "Epoch [2]" in log.read_text():
-            break
-        time.sleep(0.5)
-    else:
-        return
-    subprocess.call(
-        ["py-spy", "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
-         "--rate", "500", "--idle", "--threads", "--format", "raw", "--output", str(out),
-         "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
 
 
 def _frame(text: str) -> str:
@@ -185,18 +164,22 @@ def spy_summary(path: Path, emit, config: str) -> None:
         if epoch is None:
             continue
         main_total += int(count)
-        loop[names[epoch + 1] if epoch + 1 < len(names) else "(the loop itself)"] += int(count)
+        # a call made from the loop, or the loop's own line (C calls count there)
+        here = names[epoch + 1] if epoch + 1 < len(names) else frames[1 + epoch].split("/")[-1]
+        loop[here] += int(count)
         leaves[names[-1]] += int(count)
         step = next((i for i, f in enumerate(names) if f.startswith("train_step ")), None)
         if step is not None:
-            inside[names[step + 1] if step + 1 < len(names) else "(train_step)"] += int(count)
+            inside[
+                names[step + 1] if step + 1 < len(names) else frames[1 + step].split("/")[-1]
+            ] += int(count)
     if not main_total:
-        emit(bench="py_spy", config=config, error="no samples of the training loop")
+        emit(bench="stacks", config=config, error="no samples of the training loop")
         return
     share = {k: round(100 * v / main_total, 1) for k, v in loop.most_common(15)}
     self_share = {k: round(100 * v / main_total, 1) for k, v in leaves.most_common(25)}
     step_share = {k: round(100 * v / main_total, 1) for k, v in inside.most_common(12)}
-    emit(bench="py_spy", config=config, samples=main_total, loop_calls_pct=share,
+    emit(bench="stacks", config=config, samples=main_total, loop_calls_pct=share,
          train_step_calls_pct=step_share, self_pct=self_share,
          threads=dict(threads.most_common(8)))  # fmt: skip
 
@@ -465,7 +448,7 @@ def main() -> None:
     parser.add_argument("--loader-only", action="store_true", help="each run's data path alone")
     parser.add_argument("--profile", nargs="*", default=[], help="configs whose step to profile")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--py-spy", type=float, default=0, help="seconds of py-spy per run")
+    parser.add_argument("--stacks", type=float, default=0, help="seconds of stack samples a run")
     parser.add_argument("--out", default="/tmp/bidl_e2e/runs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -478,7 +461,7 @@ def main() -> None:
     for spec in args.run if args.loader_only else []:
         loader_only(spec, Path(args.cifar_root), emit, args.device)
     for spec in args.run:
-        run_train(spec, Path(args.cifar_root), out, emit, args.device, args.py_spy)
+        run_train(spec, Path(args.cifar_root), out, emit, args.device, args.stacks)
     if args.digits:
         run_digits(out, emit, args.device, args.digits_seeds)
     if args.model_step:

@@ -158,15 +158,18 @@ def _hooked(module) -> bool:
 
 def _noise_planes(x_seq: torch.Tensor, order: list[int]) -> tuple[int, int] | None:
     """``(stride_c, stride_s)`` of a step laid out in ``order`` when each sample comes
-    first and its channels either right after it or innermost; else None."""
-    step = [d - 1 for d in order[1:]]  # the step's dims in memory order
-    if step[0] != 0:
+    first and its channels either right after it or innermost; else None. Dims of size 1
+    may sit anywhere (their strides are arbitrary)."""
+    shape = x_seq.shape
+    step = [d - 1 for d in order[1:] if shape[d] > 1]  # the step's dims in memory order
+    if shape[1] > 1 and step[0] != 0:
         return None
-    spatial = math.prod(x_seq.shape[3:])
-    if step[1] == 1:  # [B, C, S...]
+    spatial = math.prod(shape[3:])
+    rest = [d for d in step if d != 0]
+    if shape[2] == 1 or rest[0] == 1:  # [B, C, S...]
         return spatial, 1
-    if step[-1] == 1:  # [B, S..., C]
-        return 1, x_seq.shape[2]
+    if rest[-1] == 1:  # [B, S..., C]
+        return 1, shape[2]
     return None
 
 

@@ -4,9 +4,10 @@ BIDL's ``Lif`` in training adds ``N(0, 1) * noise * std(h_t)`` to the integrated
 ``h_t = x_t + v_{t-1}`` before it fires, the standard deviation taken per sample and
 channel over the spatial positions (``membrane_noise``; no gradient flows through it).
 That spread needs all of a sample's channel at step ``t`` before any of it fires, so a
-program here owns whole (sample, channel-block) planes and walks time: per step one pass
-forms ``h_t`` and its per-channel spread (chunks merged with Chan's formula), a second adds
-the noise and fires, resets and leaks. The noise is counter-based (Philox) at the element's
+program here owns whole (sample, channel-block) planes and walks time. A plane that fits
+one tile stays in registers: per step, load ``x_t``, integrate, reduce, add the noise, fire,
+reset and leak. A larger one takes two passes per step: one forms ``h_t`` and its
+per-channel spread (chunks merged with Chan's formula), a second adds the noise and fires. The noise is counter-based (Philox) at the element's
 offset, from a seed drawn on the device by torch's generator (so CUDA graph replays draw
 anew), which lets the backward -- the fused LIF backward kernel -- regenerate it instead of
 storing it; it saves ``h`` and the per-(step, sample, channel) noise scale.
@@ -22,8 +23,8 @@ import triton.language as tl
 
 from .lif_triton import lif_backward
 
-NUM_WARPS = 8
-CHUNK = 2048  # elements of a plane block handled per loop iteration
+CHUNK = 4096  # elements of a plane block in one tile
+MIN_PROGRAMS = 264  # two per H100 multiprocessor: fewer channels a program below that
 
 
 @triton.jit
@@ -36,16 +37,47 @@ def _channel_soma(ptr, c, cmask, PER_CHANNEL: tl.constexpr):
 
 
 @triton.jit
+def _fire(h, seed, offs, scale, alpha, beta, theta, v_0, OUTPUT: tl.constexpr):
+    """Noise, fire, reset, leak: ``(output, new membrane)``."""
+    n = h + tl.randn(seed, offs) * scale[None, :]
+    u = n - theta
+    fired = u > 0.0  # fire
+    reset = tl.where(fired, v_0, n)  # reset
+    membrane = alpha * reset + beta  # leak
+    if OUTPUT == 0:
+        out = h
+    elif OUTPUT == 1:
+        out = u
+    elif OUTPUT == 2:
+        out = reset
+    elif OUTPUT == 3:
+        out = membrane
+    else:
+        out = fired.to(tl.float32)
+    return out, membrane
+
+
+@triton.jit
+def _spread(h, mask, noise):
+    """``noise * std(h)`` per channel (column), unbiased; the plane has >= 2 positions."""
+    count = tl.sum(mask.to(tl.float32), axis=0)
+    mean = tl.sum(tl.where(mask, h, 0.0), axis=0) / tl.maximum(count, 1.0)  # h is not 0 off it
+    centred = tl.where(mask, h - mean[None, :], 0.0)
+    return tl.sqrt(tl.sum(centred * centred, axis=0) / (count - 1.0)) * noise
+
+
+@triton.jit
 def _noisy_lif_forward_kernel(
     x_ptr, v_ptr, out_ptr, h_ptr, scale_ptr, seed_ptr,
     alpha_ptr, beta_ptr, theta_ptr, v0_ptr,
-    steps, numel, channels, spatial, stride_c, stride_s, n_cblocks, noise,
-    PER_CHANNEL: tl.constexpr, OUTPUT: tl.constexpr,
+    steps, numel, batch, channels, spatial, stride_c, stride_s, n_cblocks, noise,
+    PER_CHANNEL: tl.constexpr, OUTPUT: tl.constexpr, SINGLE: tl.constexpr,
     BS: tl.constexpr, BC: tl.constexpr,
 ):  # fmt: skip
     pid = tl.program_id(0)
     sample = pid // n_cblocks
-    c = (pid % n_cblocks) * BC + tl.arange(0, BC)[None, :]
+    cvec = (pid % n_cblocks) * BC + tl.arange(0, BC)
+    c = cvec[None, :]
     cmask = c < channels
     base = sample.to(tl.int64) * channels * spatial + c * stride_c
     s_range = tl.arange(0, BS)[:, None]
@@ -54,56 +86,58 @@ def _noisy_lif_forward_kernel(
     theta = _channel_soma(theta_ptr, c, cmask, PER_CHANNEL)
     v_0 = _channel_soma(v0_ptr, c, cmask, PER_CHANNEL)
     seed = tl.load(seed_ptr)
-    cvec = (pid % n_cblocks) * BC + tl.arange(0, BC)
-    for t in range(steps):
-        # integrate; the spread per channel, chunk statistics merged (Chan et al.)
-        count = tl.zeros([BC], dtype=tl.float32)
-        mean = tl.zeros([BC], dtype=tl.float32)
-        m2 = tl.zeros([BC], dtype=tl.float32)
-        for s0 in range(0, spatial, BS):
-            s = s0 + s_range
-            mask = (s < spatial) & cmask
-            offs = base + s * stride_s
-            h = tl.load(x_ptr + t * numel + offs, mask=mask, other=0.0)
-            h += tl.load(v_ptr + offs, mask=mask, other=0.0)
+    scale_at = sample * channels + cvec
+    if SINGLE:  # the plane block fits one tile: the membrane stays in registers
+        mask = (s_range < spatial) & cmask
+        offs = base + s_range * stride_s
+        membrane = tl.load(v_ptr + offs, mask=mask, other=0.0)
+        x_next = tl.load(x_ptr + offs, mask=mask, other=0.0)
+        for t in range(steps):
+            h = x_next + membrane  # integrate
+            next_t = t + 1 - (t + 1) // steps  # prefetch (the last step re-reads itself)
+            x_next = tl.load(x_ptr + next_t * numel + offs, mask=mask, other=0.0)
             tl.store(h_ptr + t * numel + offs, h, mask=mask)
-            n_chunk = tl.sum(mask.to(tl.float32), axis=0)
-            mean_chunk = tl.sum(h, axis=0) / tl.maximum(n_chunk, 1.0)
-            centred = tl.where(mask, h - mean_chunk[None, :], 0.0)
-            m2_chunk = tl.sum(centred * centred, axis=0)
-            total = count + n_chunk
-            delta = mean_chunk - mean
-            mean += delta * (n_chunk / tl.maximum(total, 1.0))
-            m2 += m2_chunk + delta * delta * (count * n_chunk / tl.maximum(total, 1.0))
-            count = total
-        # unbiased, as torch.std: spatial >= 2 (the caller checks)
-        scale = tl.sqrt(m2 / (count - 1.0)) * noise
-        tl.store(scale_ptr + (t * (numel // spatial // channels) + sample) * channels + cvec,
-                 scale, mask=cvec < channels)  # fmt: skip
-        tl.debug_barrier()  # this step's h is read back by other threads of the program
-        for s0 in range(0, spatial, BS):
-            s = s0 + s_range
-            mask = (s < spatial) & cmask
-            offs = base + s * stride_s
-            h = tl.load(h_ptr + t * numel + offs, mask=mask, other=0.0)
-            n = h + tl.randn(seed, t * numel + offs) * scale[None, :]
-            u = n - theta
-            fired = u > 0.0  # fire
-            reset = tl.where(fired, v_0, n)  # reset
-            membrane = alpha * reset + beta  # leak
-            if OUTPUT == 0:
-                out = h
-            elif OUTPUT == 1:
-                out = u
-            elif OUTPUT == 2:
-                out = reset
-            elif OUTPUT == 3:
-                out = membrane
-            else:
-                out = fired.to(tl.float32)
+            scale = _spread(h, mask, noise)
+            tl.store(scale_ptr + t * batch * channels + scale_at, scale, mask=cvec < channels)
+            out, membrane = _fire(h, seed, t * numel + offs, scale, alpha, beta, theta, v_0,
+                                  OUTPUT)  # fmt: skip
             tl.store(out_ptr + t * numel + offs, out, mask=mask)
-            tl.store(v_ptr + offs, membrane, mask=mask)
-        tl.debug_barrier()  # the next step reads this membrane
+        tl.store(v_ptr + offs, membrane, mask=mask)
+    else:  # per step: integrate chunk by chunk (statistics merged), then fire
+        for t in range(steps):
+            count = tl.zeros([BC], dtype=tl.float32)
+            mean = tl.zeros([BC], dtype=tl.float32)
+            m2 = tl.zeros([BC], dtype=tl.float32)
+            for s0 in range(0, spatial, BS):
+                s = s0 + s_range
+                mask = (s < spatial) & cmask
+                offs = base + s * stride_s
+                h = tl.load(x_ptr + t * numel + offs, mask=mask, other=0.0)
+                h += tl.load(v_ptr + offs, mask=mask, other=0.0)
+                tl.store(h_ptr + t * numel + offs, h, mask=mask)
+                n_chunk = tl.sum(mask.to(tl.float32), axis=0)
+                mean_chunk = tl.sum(h, axis=0) / tl.maximum(n_chunk, 1.0)
+                centred = tl.where(mask, h - mean_chunk[None, :], 0.0)
+                total = count + n_chunk  # Chan et al.'s merge of (count, mean, M2)
+                delta = mean_chunk - mean
+                mean += delta * (n_chunk / tl.maximum(total, 1.0))
+                m2 += tl.sum(centred * centred, axis=0) + delta * delta * (
+                    count * n_chunk / tl.maximum(total, 1.0)
+                )
+                count = total
+            scale = tl.sqrt(m2 / (count - 1.0)) * noise  # unbiased, as torch.std
+            tl.store(scale_ptr + t * batch * channels + scale_at, scale, mask=cvec < channels)
+            tl.debug_barrier()  # this step's h is read back by other threads of the program
+            for s0 in range(0, spatial, BS):
+                s = s0 + s_range
+                mask = (s < spatial) & cmask
+                offs = base + s * stride_s
+                h = tl.load(h_ptr + t * numel + offs, mask=mask, other=0.0)
+                out, membrane = _fire(h, seed, t * numel + offs, scale, alpha, beta, theta,
+                                      v_0, OUTPUT)  # fmt: skip
+                tl.store(out_ptr + t * numel + offs, out, mask=mask)
+                tl.store(v_ptr + offs, membrane, mask=mask)
+            tl.debug_barrier()  # the next step reads this membrane
 
 
 @triton.jit
@@ -126,12 +160,17 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def plane_tiling(channels: int, spatial: int, stride_c: int) -> tuple[int, int]:
-    """``(BS, BC)``: channels per program and spatial positions per chunk. Channels last
-    (``stride_c == 1``): 8 channels, a 32-byte run per position; channels first: one."""
-    bc = min(_pow2(channels), 8) if stride_c == 1 else 1
-    bs = max(1, min(_pow2(spatial), CHUNK // bc))
-    return bs, bc
+def plane_tiling(batch: int, channels: int, spatial: int, stride_c: int) -> tuple[int, int]:
+    """``(BS, BC)``: positions per tile and channels per program. A program owns
+    ``batch * channels / BC``-th of the planes; narrower channel blocks give more programs
+    (down to 2 channels, an 8-byte run, when channels are innermost), and a block whose
+    whole plane fits one tile keeps its membrane in registers across steps."""
+    narrowest = 2 if stride_c == 1 else 1
+    positions = _pow2(spatial)
+    bc = min(_pow2(channels), 8 if stride_c == 1 else 64, max(narrowest, CHUNK // positions))
+    while bc > narrowest and batch * triton.cdiv(channels, bc) < MIN_PROGRAMS:
+        bc //= 2
+    return max(1, min(positions, CHUNK // bc)), bc
 
 
 class NoisyLifFunction(torch.autograd.Function):
@@ -154,14 +193,15 @@ class NoisyLifFunction(torch.autograd.Function):
         out = torch.empty_like(x)
         h = torch.empty_like(x)
         scale = torch.empty(steps, batch, channels, device=x.device, dtype=torch.float32)
-        bs, bc = plane_tiling(channels, spatial, stride_c)
+        bs, bc = plane_tiling(batch, channels, spatial, stride_c)
         n_cblocks = triton.cdiv(channels, bc)
         if steps and numel:
             _noisy_lif_forward_kernel[(batch * n_cblocks,)](
                 x, membrane, out, h, scale, seed, *flat,
-                steps, numel, channels, spatial, stride_c, stride_s, n_cblocks, float(noise),
-                PER_CHANNEL=flat[0].numel() > 1, OUTPUT=output, BS=bs, BC=bc,
-                num_warps=NUM_WARPS, enable_fp_fusion=False,
+                steps, numel, batch, channels, spatial, stride_c, stride_s, n_cblocks,
+                float(noise), PER_CHANNEL=flat[0].numel() > 1, OUTPUT=output,
+                SINGLE=bs >= spatial, BS=bs, BC=bc, num_warps=8 if bs * bc > 1024 else 4,
+                enable_fp_fusion=False,
             )  # fmt: skip
         ctx.save_for_backward(h, scale, seed, *flat)
         ctx.layout = layout
