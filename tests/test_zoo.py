@@ -83,8 +83,9 @@ def assert_same_gradients(outer, inner, loss_grad_scale):
 
 # Surrogate gradients through 16 bottleneck blocks, or seven conv-LIF layers on a 128x128
 # map, amplify the rounding of fp32 convs run per step or folded (1e-5 to 2e-5 of the
-# largest gradient): those nets are compared in fp64.
-FP64 = {"ResNetLif50", "SeqClif7Fc1Cd", "SeqClif7Fc1Dg"}
+# largest gradient), and the ResNets' batch norms over all steps at once sum in another
+# order (a rounding-level difference that can flip a spike): those nets are compared in fp64.
+FP64 = {"ResNetLif10", "ResNetLif50", "SeqClif7Fc1Cd", "SeqClif7Fc1Dg"}
 SLOW = {"ResNetLif50", "SeqClif5Fc2Cd", "SeqClif7Fc1Cd", "SeqClif7Fc1Dg"}
 
 

@@ -7,8 +7,10 @@
 - a *time-foldable* module -- one that treats every sample of a batch alike and keeps no
   state, so running it once on the sequence folded into the batch (``[T*B, ...]``,
   ``fold_time``) equals running it at every step -- runs once, folded;
-- anything else (batch norm or dropout in training, whose statistics and masks are per
-  step) runs step by step, so the result equals the step-by-step run.
+- a batch norm using its batch's statistics (training) normalises each step's batch:
+  ``sequence_batch_norm`` does all steps at once, unless hooks watch it;
+- anything else (dropout in training, whose masks are per step) runs step by step, so the
+  result equals the step-by-step run.
 
 Built-in foldable types are listed in ``_FOLDABLE``; a module class of one's own joins
 them with the ``@time_foldable`` class decorator.
@@ -20,6 +22,11 @@ import torch
 from torch import nn
 
 from ..registry import BidlError
+from .sequence_batch_norm import (
+    fits_sequence_batch_norm,
+    sequence_batch_norm,
+    uses_batch_statistics,
+)
 from .step_mode import StepModule, step_mode_of
 
 _FOLDABLE: tuple[type[nn.Module], ...] = (
@@ -48,8 +55,9 @@ _FOLDABLE: tuple[type[nn.Module], ...] = (
     nn.Softmax,
     nn.Embedding,
 )
-#: modules foldable only in eval mode (in training their statistics or masks are per step)
-_FOLDABLE_IN_EVAL = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
+#: modules foldable only in eval mode (in training their masks are per step); batch norms
+#: fold when they normalise with running statistics
+_FOLDABLE_IN_EVAL = (nn.Dropout,)
 
 
 def time_foldable(cls: type[nn.Module]) -> type[nn.Module]:
@@ -67,6 +75,9 @@ def is_time_foldable(module: nn.Module) -> bool:
     """Whether ``module`` gives the same result on ``[T*B, ...]`` as at every step."""
     if isinstance(module, _FOLDABLE):
         return True
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        # without running statistics it normalises with the batch's even in eval mode
+        return not uses_batch_statistics(module)
     return isinstance(module, _FOLDABLE_IN_EVAL) and not module.training
 
 
@@ -91,4 +102,6 @@ def run_multi_step(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
         return x_seq
     if is_time_foldable(module):
         return fold_time(module, x_seq)
+    if fits_sequence_batch_norm(module, x_seq):
+        return sequence_batch_norm(module, x_seq)
     return torch.stack([module(x) for x in x_seq])
