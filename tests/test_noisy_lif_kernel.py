@@ -120,18 +120,19 @@ def test_analog_outputs_and_a_carried_state(mode, memb_mode, monkeypatch):
     assert_same_run(ref_cell, fused_cell, random_input(3, 2, 3, 4, 4), monkeypatch, mode)
 
 
-@pytest.mark.parametrize(("size", "channels_last"), [(65, False), (48, True)])
+@pytest.mark.parametrize(("size", "channels_last"), [(91, False), (33, True)])
 def test_a_larger_plane_than_one_tile(size, channels_last, monkeypatch):
-    """Planes of 65 x 65 (channels first) and 48 x 48 (channels last, two channels a
+    """Planes of 91 x 91 (channels first) and 33 x 33 (channels last, eight channels a
     program) exceed one tile: the two-pass path with merged chunk statistics."""
     from bidl.neurons.kernels.lif_noise_triton import plane_tiling
 
     torch.manual_seed(2)
     ref_cell, fused_cell = make_pair(spike_func="sigmoid")
-    x_seq = random_input(2, 1, 2, size, size)
+    channels = 8 if channels_last else 2
+    x_seq = random_input(2, 1, channels, size, size)
     if channels_last:
         x_seq = x_seq.flatten(0, 1).to(memory_format=torch.channels_last).view(x_seq.shape)
-    positions, _ = plane_tiling(1, 2, size * size, 1 if channels_last else size * size)
+    positions, _ = plane_tiling(1, channels, size * size, 1 if channels_last else size * size)
     assert positions < size * size
     assert_same_run(ref_cell, fused_cell, x_seq, monkeypatch)
 

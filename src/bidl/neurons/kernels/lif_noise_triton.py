@@ -23,7 +23,7 @@ import triton.language as tl
 
 from .lif_triton import lif_backward
 
-CHUNK = 4096  # elements of a plane block in one tile
+CHUNK = 8192  # elements of a plane block in one tile
 MIN_PROGRAMS = 264  # two per H100 multiprocessor: fewer channels a program below that
 
 
@@ -162,15 +162,23 @@ def _pow2(n: int) -> int:
 
 def plane_tiling(batch: int, channels: int, spatial: int, stride_c: int) -> tuple[int, int]:
     """``(BS, BC)``: positions per tile and channels per program. A program owns
-    ``batch * channels / BC``-th of the planes; narrower channel blocks give more programs
-    (down to 2 channels, an 8-byte run, when channels are innermost), and a block whose
-    whole plane fits one tile keeps its membrane in registers across steps."""
-    narrowest = 2 if stride_c == 1 else 1
+    ``batch * channels / BC``-th of the planes. Channels innermost: 8 a program (a full
+    32-byte sector per position; narrower blocks waste most of each sector fetched); channels
+    first: narrower blocks for more programs. A block whose whole plane fits one tile keeps
+    its membrane in registers across steps."""
     positions = _pow2(spatial)
-    bc = min(_pow2(channels), 8 if stride_c == 1 else 64, max(narrowest, CHUNK // positions))
-    while bc > narrowest and batch * triton.cdiv(channels, bc) < MIN_PROGRAMS:
-        bc //= 2
+    if stride_c == 1:
+        bc = min(_pow2(channels), 8)
+    else:
+        bc = min(_pow2(channels), 64, max(1, CHUNK // positions))
+        while bc > 1 and batch * triton.cdiv(channels, bc) < MIN_PROGRAMS:
+            bc //= 2
     return max(1, min(positions, CHUNK // bc)), bc
+
+
+def _warps(elements: int) -> int:
+    """Warps for a tile: about 16 elements a thread, 1 to 16 warps."""
+    return min(16, max(1, _pow2(elements // 512)))
 
 
 class NoisyLifFunction(torch.autograd.Function):
@@ -200,7 +208,7 @@ class NoisyLifFunction(torch.autograd.Function):
                 x, membrane, out, h, scale, seed, *flat,
                 steps, numel, batch, channels, spatial, stride_c, stride_s, n_cblocks,
                 float(noise), PER_CHANNEL=flat[0].numel() > 1, OUTPUT=output,
-                SINGLE=bs >= spatial, BS=bs, BC=bc, num_warps=8 if bs * bc > 1024 else 4,
+                SINGLE=bs >= spatial, BS=bs, BC=bc, num_warps=_warps(bs * bc),
                 enable_fp_fusion=False,
             )  # fmt: skip
         ctx.save_for_backward(h, scale, seed, *flat)
