@@ -1,8 +1,11 @@
 """Data-parallel training throughput on 1, 2 and 4 GPUs (one process per GPU, NCCL): the
-training step of ``bidl train --launcher pytorch`` (``wrap_ddp``, the config's model,
-optimizer and gradient clipping) on synthetic CIFAR10-DVS batches kept on the GPU.
+training step of ``bidl train --launcher pytorch`` (the config's model set up as the runner
+does -- multi-step form, channels_last, fused optimizer --, its gradient clipping, CUDA
+graphs of the forward and backward with DDP over them, or eager with ``--eager``) on
+synthetic CIFAR10-DVS batches kept on the GPU. One GPU trains without DDP, as
+``bidl train`` does.
 
-    python benchmarks/bench_ddp.py --worlds 1 2 4 --json ddp.jsonl
+    python benchmarks/bench_ddp.py --worlds 1 2 4 --json ddp.jsonl [--eager]
 
 Weak scaling: every GPU takes the config's batch per GPU, so samples/s should grow with
 the number of GPUs; the figure that matters is samples/s at N GPUs over samples/s at one.
@@ -34,6 +37,8 @@ def _worker(rank, world, port, args, out):
     from bidl.config import load_config
     from bidl.engine.apis import build_model
     from bidl.engine.distributed import wrap_ddp
+    from bidl.engine.execution import prepare_model
+    from bidl.engine.graphed_step import GraphedLosses
     from bidl.optim.optimizer import build_optimizer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -43,9 +48,14 @@ def _worker(rank, world, port, args, out):
     cfg = load_config(args.config)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    ddp, plain = wrap_ddp(model, device, sync_bn=args.sync_bn)
+    prepare_model(model, cfg.get("runner"), device)
+    plain = model
+    if args.sync_bn:
+        ddp, plain = wrap_ddp(model, device, sync_bn=True)
+    else:
+        ddp = model if args.eager else GraphedLosses(model, required=True)
+        if world > 1:
+            ddp = wrap_ddp(ddp, device)[0]
     optimizer = build_optimizer(plain, cfg.optimizer)
     clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
     batch = args.batch or cfg.data.samples_per_gpu
@@ -80,7 +90,7 @@ def _worker(rank, world, port, args, out):
             "gpus": world,
             "batch_per_gpu": batch,
             "sync_bn": args.sync_bn,
-            "channels_last": args.channels_last,
+            "cuda_graph": not (args.eager or args.sync_bn),
             "ms_per_step": round(1000 * seconds / args.steps, 2),
             "samples_per_s": round(world * batch * args.steps / seconds, 1),
         }
@@ -97,7 +107,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--sync-bn", action="store_true")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="no CUDA graphs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     base, emit = None, Emitter(args.json)

@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from bidl.engine.distributed import wrap_ddp
+from bidl.engine.graphed_step import GraphedLosses
 from bidl.registry import CLASSIFIERS, build
 
 pytestmark = pytest.mark.skipif(
@@ -49,28 +50,33 @@ def _train(model, step_model, img, label):
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def _worker(rank, port, sync_bn, out):
+def _worker(rank, port, sync_bn, out, graphed=False):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.cuda.set_device(rank)
     dist.init_process_group("nccl", rank=rank, world_size=2)
     device = torch.device("cuda", rank)
     torch.manual_seed(0)
     model = build(MODEL, CLASSIFIERS).to(device)
-    ddp, plain = wrap_ddp(model, device, sync_bn=sync_bn)
+    if graphed:  # as the runner trains with runner.cuda_graph: DDP over the graphed step
+        ddp, plain = wrap_ddp(GraphedLosses(model, required=True), device)[0], model
+    else:
+        ddp, plain = wrap_ddp(model, device, sync_bn=sync_bn)
     img, label = _data(device)
     half = slice(rank * BATCH // 2, (rank + 1) * BATCH // 2)
     state = _train(plain, ddp, img[half], label[half])
+    if graphed:
+        assert ddp.module.broken is None and len(ddp.module.graphs) == 1
     if rank == 0:
         torch.save(state, out)
     dist.destroy_process_group()
 
 
-def _ddp_weights(tmp_path, sync_bn):
+def _ddp_weights(tmp_path, sync_bn, graphed=False):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    out = tmp_path / f"ddp_{sync_bn}.pt"
-    mp.spawn(_worker, args=(port, sync_bn, str(out)), nprocs=2, join=True)
+    out = tmp_path / f"ddp_{sync_bn}_{graphed}.pt"
+    mp.spawn(_worker, args=(port, sync_bn, str(out), graphed), nprocs=2, join=True)
     return torch.load(out, weights_only=True)
 
 
@@ -85,3 +91,13 @@ def test_sync_bn_on_two_gpus_equals_one_gpu_on_the_whole_batch(tmp_path):
     unsynced = _ddp_weights(tmp_path, sync_bn=False)
     worst = max((unsynced[k].float() - expected[k].float()).abs().max().item() for k in expected)
     assert worst > 1e-3  # per-rank batch statistics lead elsewhere: the test can tell
+
+
+def test_ddp_over_the_graphed_step_equals_eager_ddp(tmp_path):
+    """DDP's gradient hooks run after the graphed backward's replay: 2 processes on CUDA
+    graphs reach the weights of 2 eager DDP processes (and the graphs really ran)."""
+    eager = _ddp_weights(tmp_path, sync_bn=False)
+    graphed = _ddp_weights(tmp_path, sync_bn=False, graphed=True)
+    assert graphed.keys() == eager.keys()
+    for key in eager:
+        torch.testing.assert_close(graphed[key], eager[key], rtol=1e-5, atol=1e-5, msg=key)

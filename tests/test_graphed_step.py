@@ -24,7 +24,8 @@ def test_the_obstacles_are_named():
     cuda = torch.device("cuda")
     assert "CUDA device (training on cpu)" in cuda_graph_obstacle(model, torch.device("cpu"))
     assert cuda_graph_obstacle(model, cuda) is None
-    assert "data-parallel" in cuda_graph_obstacle(model, cuda, world_size=2)
+    assert "sync_bn" in cuda_graph_obstacle(model, cuda, sync_bn=True)
+    assert "detector" in cuda_graph_obstacle(model, cuda, detector=True)
     assert "float16 loss scaling" in cuda_graph_obstacle(model, cuda, loss_scaling=True)
     assert "skip_nonfinite" in cuda_graph_obstacle(model, cuda, skip_nonfinite=True)
     assert "runner.compile" in cuda_graph_obstacle(model, cuda, compiled=True)

@@ -7,10 +7,13 @@ kernels of one forward and backward once and replays them with one launch. The o
 step, gradient clipping, EMA and the data's device-side steps stay eager: they are a few
 multi-tensor kernels, and the learning rate changes between steps.
 
-What the graphs need, and what 'auto' checks before it tries: a CUDA device, one process
-(DDP's gradient hooks run inside backward), no float16 loss scaling (its step reads the
+What the graphs need, and what 'auto' checks before it tries: a CUDA device, no SyncBN
+(its collectives run inside the forward), no float16 loss scaling (its step reads the
 scale on the host), no per-step finiteness check (``skip_nonfinite`` reads the loss on the
-host), no ``torch.compile`` (it manages its own graphs) and no module hooks. Inputs of a
+host), no ``torch.compile`` (it manages its own graphs), no module hooks, not a detector
+(its targets change size every batch). Data-parallel training wraps ``GraphedLosses`` in
+DDP: the graphed backward is one autograd node that hands every parameter its gradient,
+after which DDP's gradient hooks run eagerly, outside the graph, and average them. Inputs of a
 new shape or dtype (mixup targets turned off, a smaller batch) get a graph of their own,
 at most ``MAX_GRAPHS``; then that input runs eagerly. A capture that fails (a host
 synchronisation inside the model, an operation CUDA graphs refuse) falls back to the
@@ -47,16 +50,19 @@ class CudaGraphError(BidlError):
 def cuda_graph_obstacle(
     model: nn.Module,
     device: torch.device,
-    world_size: int = 1,
+    sync_bn: bool = False,
     loss_scaling: bool = False,
     skip_nonfinite: bool = False,
     compiled: bool = False,
+    detector: bool = False,
 ) -> str | None:
     """Why the training step of ``model`` cannot be replayed from CUDA graphs, or None."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device (training on {device})"
-    if world_size > 1:
-        return "data-parallel training (DDP reduces gradients from hooks inside backward)"
+    if sync_bn:
+        return "sync_bn (SyncBatchNorm's collectives run inside the forward)"
+    if detector:
+        return "a detector (its box targets change size every batch)"
     if loss_scaling:
         return "float16 loss scaling (the scaler reads the gradients' finiteness on the host)"
     if skip_nonfinite:
@@ -91,17 +97,19 @@ class _LossTuple(nn.Module):
         return pytree.tree_unflatten(list(leaves), self.spec)
 
 
-class GraphedLosses:
-    """Call as the training module: ``losses = graphed(img, target)``; ``backward`` of the
-    returned loss replays the recorded backward. Falls back to ``module`` where it must."""
+class GraphedLosses(nn.Module):
+    """The training module: ``losses = graphed(img, target)``; ``backward`` of the returned
+    loss replays the recorded backward. Falls back to ``module`` where it must. A module
+    itself, so that DDP can wrap it (its parameters are ``module``'s)."""
 
     def __init__(self, module: nn.Module, required: bool = False):
+        super().__init__()
         self.module = module
         self.required = required
-        self.graphs: dict[tuple, _LossTuple] = {}
+        self.graphs: dict[tuple, _LossTuple] = {}  # a dict: not submodules of this one
         self.broken: str | None = None  # why capturing stopped (eager from then on)
 
-    def __call__(self, *inputs: torch.Tensor) -> dict:
+    def forward(self, *inputs: torch.Tensor) -> dict:
         if self.broken is not None:
             return self.module(*inputs)
         signature = tuple((tuple(t.shape), t.dtype) for t in inputs)

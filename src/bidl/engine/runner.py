@@ -152,21 +152,33 @@ class EpochBasedRunner:
     # ------------------------------------------------------------------ set-up
     def graphed_forward(self, runner_cfg: dict):
         """The training module, replayed from CUDA graphs where ``runner.cuda_graph``
-        ('auto': wherever nothing stands in the way, see graphed_step.py) allows."""
+        ('auto': wherever nothing stands in the way, see graphed_step.py) allows; under
+        data parallelism DDP wraps the graphed module and averages the gradients after
+        each replay."""
         setting = runner_cfg.get("cuda_graph", "auto")
         if setting is False:
             return self.train_module
         obstacle = cuda_graph_obstacle(
-            self.train_module,
+            self.model,
             self.device,
-            world_size=self.world_size,
+            sync_bn=self.world_size > 1 and bool(self.cfg.get("sync_bn", False)),
             loss_scaling=self.scaler is not None,
             skip_nonfinite=self.skip_nonfinite,
             compiled=getattr(self.model, "_compiled_call_impl", None) is not None,
+            detector=is_detector(self.model),
         )
         if obstacle is None:
+            graphed = GraphedLosses(self.model, required=setting is True)
+            if self.world_size > 1:
+                # one DDP, over the graphed module (the eager one made at set-up goes)
+                self.train_module = wrap_ddp(graphed, self.device)[0]
+                self.execution_notes.append(
+                    "CUDA graphs of the forward and backward, DDP averaging the gradients "
+                    "after each replay"
+                )
+                return self.train_module
             self.execution_notes.append("CUDA graphs of the forward and backward")
-            return GraphedLosses(self.train_module, required=setting is True)
+            return graphed
         if setting is True:
             raise BidlError(f"runner.cuda_graph=True cannot be met: {obstacle}")
         if self.device.type == "cuda":
