@@ -3,7 +3,8 @@
     python benchmarks/sample_stacks.py OUT WORK_DIR SECONDS train CONFIG ...
 
 Once ``WORK_DIR/train.log`` logs epoch 2 (start-up, caches and compilation behind), the
-stack of the training thread is read every 2 ms for ``SECONDS`` and written to ``OUT`` as
+stack of the training thread is read every 2 ms for ``SECONDS`` (or until the run ends)
+and written to ``OUT`` as
 ``thread (main);outer (file:line);...;inner (file:line) COUNT`` lines (py-spy's raw
 format). Time spent in C (a CUDA call, a queue wait) counts for the Python frame that
 made the call. In-process, so it needs no ptrace permission; the sampling thread takes
@@ -12,6 +13,7 @@ the interpreter lock briefly 500 times a second, a small share of the loop's tim
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 import time
@@ -28,10 +30,15 @@ def _wait_for_epoch_two(log: Path, limit: float = 900) -> bool:
     return False
 
 
-def _sample(out: Path, log: Path, seconds: float, thread_id: int) -> None:
+def _write(out: Path, counts: Counter) -> None:
+    lines = [f"thread (main);{stack} {n}\n" for stack, n in list(counts.items())]
+    if lines:
+        out.write_text("".join(lines))
+
+
+def _sample(out: Path, log: Path, seconds: float, thread_id: int, counts: Counter) -> None:
     if not _wait_for_epoch_two(log):
         return
-    counts: Counter = Counter()
     end = time.time() + seconds
     while time.time() < end:
         frame = sys._current_frames().get(thread_id)
@@ -42,16 +49,19 @@ def _sample(out: Path, log: Path, seconds: float, thread_id: int) -> None:
             frame = frame.f_back
         counts[";".join(reversed(stack))] += 1
         time.sleep(0.002)
-    out.write_text("".join(f"thread (main);{stack} {n}\n" for stack, n in counts.items()))
+    _write(out, counts)
 
 
 def main() -> int:
     out, work_dir, seconds, *args = sys.argv[1:]
+    counts: Counter = Counter()
+    atexit.register(_write, Path(out), counts)  # a run shorter than SECONDS: what it has
     thread = threading.Thread(
         target=_sample,
-        args=(Path(out), Path(work_dir) / "train.log", float(seconds), threading.get_ident()),
+        args=(Path(out), Path(work_dir) / "train.log", float(seconds), threading.get_ident(),
+              counts),
         daemon=True,
-    )
+    )  # fmt: skip
     thread.start()
     from bidl.cli import main as bidl_main
 
