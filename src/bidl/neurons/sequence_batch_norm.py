@@ -11,6 +11,10 @@ two sums (of g and of g * xhat) and two fused elementwise passes. The frames kee
 memory format (channels_last stays channels_last). Statistics are computed in float32 at
 least, the output has the input's dtype, as ``nn.BatchNorm`` gives under autocast (batch
 norm is on none of autocast's cast lists).
+
+On CUDA with Triton, frames contiguous in NCHW or channels_last, a float32/bfloat16/float16
+input and float32 parameters and statistics, Triton kernels do the same in fewer passes
+(``kernels/sequence_bn_triton.py``); the torch code here is the CPU path and the reference.
 """
 
 from __future__ import annotations
@@ -167,12 +171,50 @@ def _update_running_statistics(bn, mean: torch.Tensor, var: torch.Tensor, count:
         running.mul_(keep).add_((weights.unsqueeze(1) * new).sum(0))
 
 
+def step_layout(x_seq: torch.Tensor) -> tuple[int, int, int] | None:
+    """``(outer, C, inner)`` of one step of ``x_seq`` ``[T, B, C, ...]`` in memory order when
+    its frames are contiguous in NCHW (``[B, C, S]``) or channels_last (``[B * S, C, 1]``),
+    steps one after another; None for any other layout."""
+    batch, channels = x_seq.shape[1:3]
+    spatial = math.prod(x_seq.shape[3:])
+    if x_seq.is_contiguous():
+        return batch, channels, spatial
+    if x_seq.movedim(2, -1).is_contiguous():
+        return batch * spatial, channels, 1
+    return None
+
+
+_TRITON_INPUTS = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def triton_fits(bn: nn.Module, x_seq: torch.Tensor) -> bool:
+    """Whether the Triton kernels run ``sequence_batch_norm(bn, x_seq)``: CUDA, Triton
+    installed, not traced by ``torch.compile``, a float32/bfloat16/float16 sequence in a
+    layout ``step_layout`` knows, float32 parameters and running statistics."""
+    if not x_seq.is_cuda or x_seq.dtype not in _TRITON_INPUTS or torch.compiler.is_compiling():
+        return False
+    from .kernels import triton_available
+
+    if not triton_available():
+        return False
+    tensors = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    if any(t is not None and (t.dtype != torch.float32 or not t.is_cuda) for t in tensors):
+        return False
+    if (bn.running_mean is None) != (bn.running_var is None):
+        return False
+    return step_layout(x_seq) is not None
+
+
 def sequence_batch_norm(bn: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
     """``torch.stack([bn(x) for x in x_seq])`` for a batch norm using batch statistics, in
     one pass over the sequence ``x_seq`` ``[T, B, C, ...]`` (module docstring)."""
     problem = _problem(bn, x_seq)
     if problem is not None:
         raise BidlError(f"sequence_batch_norm: {problem}")
+    if triton_fits(bn, x_seq):
+        from .kernels.sequence_bn_triton import sequence_batch_norm_triton
+
+        return sequence_batch_norm_triton(bn, x_seq, step_layout(x_seq))
     dims = (1, *range(3, x_seq.dim()))
     count = math.prod(x_seq.shape[d] for d in dims)
     compute = torch.promote_types(x_seq.dtype, torch.float32)
