@@ -1,7 +1,8 @@
 """Data-parallel training throughput on 1, 2 and 4 GPUs (one process per GPU, NCCL): the
 training step of ``bidl train --launcher pytorch`` (the config's model set up as the runner
 does -- multi-step form, channels_last, fused optimizer --, its gradient clipping, CUDA
-graphs of the forward and backward with DDP over them, or eager with ``--eager``) on
+graphs of the forward and backward with the gradients averaged after each backward, or
+eager DDP with ``--eager``) on
 synthetic CIFAR10-DVS batches kept on the GPU. One GPU trains without DDP, as
 ``bidl train`` does.
 
@@ -36,7 +37,7 @@ def _port() -> int:
 def _worker(rank, world, port, args, out):
     from bidl.config import load_config
     from bidl.engine.apis import build_model
-    from bidl.engine.distributed import wrap_ddp
+    from bidl.engine.distributed import average_gradients, broadcast_module_state, wrap_ddp
     from bidl.engine.execution import prepare_model
     from bidl.engine.graphed_step import GraphedLosses
     from bidl.optim.optimizer import build_optimizer
@@ -49,13 +50,16 @@ def _worker(rank, world, port, args, out):
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     prepare_model(model, cfg.get("runner"), device)
-    plain = model
-    if args.sync_bn:
-        ddp, plain = wrap_ddp(model, device, sync_bn=True)
-    else:
-        ddp = model if args.eager else GraphedLosses(model, required=True)
+    plain, sync = model, None
+    if args.sync_bn or (args.eager and world > 1):
+        ddp, plain = wrap_ddp(model, device, sync_bn=args.sync_bn)
+    elif args.eager:
+        ddp = model
+    else:  # as the runner: graphs, and with several GPUs the gradients averaged after backward
+        ddp = GraphedLosses(model, required=True)
         if world > 1:
-            ddp = wrap_ddp(ddp, device)[0]
+            broadcast_module_state(model)
+            sync = lambda: average_gradients(model.parameters(), world)  # noqa: E731
     optimizer = build_optimizer(plain, cfg.optimizer)
     clip = (cfg.get("optimizer_config") or {}).get("grad_clip")
     batch = args.batch or cfg.data.samples_per_gpu
@@ -70,6 +74,8 @@ def _worker(rank, world, port, args, out):
         loss = ddp(img, label)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if sync is not None:
+            sync()
         if clip:
             torch.nn.utils.clip_grad_norm_(plain.parameters(), **clip)
         optimizer.step()

@@ -136,3 +136,58 @@ def test_ddp_on_two_gloo_processes_matches_one_process_on_the_combined_batch(tmp
     meta = load_checkpoint(resumed / "latest.pth")["meta"]
     assert meta["world_size"] == 1 and meta["epoch"] == EPOCHS + 1
     assert meta["iter"] == (EPOCHS + 1) * 48 // PER_RANK
+
+
+def _averaging_worker(rank, port, out):
+    """One rank: the gradients of a DDP replica and of a plain replica averaged by
+    ``average_gradients`` after the same backward on this rank's half of a batch."""
+    import torch.distributed as dist
+
+    from bidl.engine.distributed import average_gradients, broadcast_module_state
+
+    act_as_torchrun_rank(rank, WORLD, port)
+    dist.init_process_group("gloo")
+    torch.manual_seed(rank)  # different initial weights: the broadcast must fix them
+    plain = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    broadcast_module_state(plain)
+    replica = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    replica.load_state_dict(plain.state_dict())
+    ddp = nn.parallel.DistributedDataParallel(replica)
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 2, 8, 8, generator=generator)[rank * 2 : rank * 2 + 2]
+    plain(x).square().sum().backward()
+    own_bias_grad = plain[2].bias.grad.clone()
+    if rank == 0:
+        plain[2].bias.grad = None  # a parameter without a gradient on one rank counts as 0
+    average_gradients(plain.parameters(), WORLD)
+    ddp(x).square().sum().backward()
+    if rank == 0:
+        torch.save(
+            {
+                "plain": [p.grad for p in plain.parameters()],
+                "ddp": [p.grad for p in replica.parameters()],
+                "weights": [p.detach() for p in plain.parameters()],
+                "own_bias_grad": own_bias_grad,
+            },
+            out,
+        )
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_averaged_gradients_equal_ddp_on_two_gloo_processes(tmp_path):
+    """``average_gradients`` (the data parallelism of steps replayed from CUDA graphs)
+    gives each parameter DDP's averaged gradient, after ``broadcast_module_state``."""
+    out = tmp_path / "grads.pt"
+    mp.spawn(_averaging_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
+    got = torch.load(out, weights_only=True)
+    torch.manual_seed(0)  # rank 0's initial weights won
+    expected = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    for weight, want in zip(got["weights"], expected.parameters(), strict=True):
+        assert torch.equal(weight, want.detach())
+    plain, ddp = got["plain"], got["ddp"]
+    for a, b in zip(plain[:-1], ddp[:-1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    # rank 0 sent 0 for the bias: the mean lacks its half
+    want = ddp[-1] - got["own_bias_grad"] / 2
+    torch.testing.assert_close(plain[-1], want, rtol=1e-6, atol=1e-6)

@@ -1,5 +1,6 @@
 """Data-parallel training on torch.distributed: set-up from the variables torchrun exports,
-rank queries, and wrapping a model in ``DistributedDataParallel`` (with optional SyncBN)."""
+rank queries, wrapping a model in ``DistributedDataParallel`` (with optional SyncBN), and
+the gradient averaging a step replayed from CUDA graphs uses instead of DDP."""
 
 from __future__ import annotations
 
@@ -77,3 +78,31 @@ def wrap_ddp(model: torch.nn.Module, device: torch.device, sync_bn: bool = False
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(device)
     device_ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids), model
+
+
+def broadcast_module_state(module: torch.nn.Module, src: int = 0) -> None:
+    """Every rank takes rank ``src``'s parameters and buffers (what constructing DDP does)."""
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor, src)
+
+
+def average_gradients(params, world_size: int) -> None:
+    """Average the gradients of ``params`` over the ranks: one all-reduce per dtype over
+    the gradients laid end to end. A parameter without a gradient on this rank counts as 0
+    (every rank must send the same layout). Used after a backward replayed from a CUDA
+    graph: DDP's gradient hooks would have to run inside the captured backward."""
+    groups: dict[torch.dtype, list] = {}
+    for p in params:
+        if p.requires_grad:
+            groups.setdefault(p.dtype, []).append(p)
+    for group in groups.values():
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in group]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(world_size)
+        for p, chunk in zip(group, flat.split([g.numel() for g in grads]), strict=True):
+            if p.grad is None:
+                p.grad = chunk.view(p.shape).clone(memory_format=torch.preserve_format)
+            else:
+                p.grad.copy_(chunk.view(p.shape))

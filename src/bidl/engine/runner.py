@@ -33,7 +33,13 @@ from .checkpoint import (
 from .dataloader import build_dataloader
 from .detection import evaluate_detector, is_detector, training_targets
 from .device_batch import install_device_augmentation
-from .distributed import barrier, get_dist_info, wrap_ddp
+from .distributed import (
+    average_gradients,
+    barrier,
+    broadcast_module_state,
+    get_dist_info,
+    wrap_ddp,
+)
 from .evaluation import move_batch, predict
 from .execution import compile_model, prepare_model
 from .graphed_step import GraphedLosses, cuda_graph_obstacle
@@ -104,8 +110,7 @@ class EpochBasedRunner:
         self.rank, self.world_size = get_dist_info()
         self.is_main = self.rank == 0
         self.train_module = self.model
-        if self.world_size > 1:
-            self.train_module, self.model = wrap_ddp(self.model, device, cfg.get("sync_bn", False))
+        self.gradient_sync = None  # data parallel on CUDA graphs: averages after backward
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:  # temp files left by a run killed while saving a checkpoint
@@ -152,37 +157,41 @@ class EpochBasedRunner:
     # ------------------------------------------------------------------ set-up
     def graphed_forward(self, runner_cfg: dict):
         """The training module, replayed from CUDA graphs where ``runner.cuda_graph``
-        ('auto': wherever nothing stands in the way, see graphed_step.py) allows; under
-        data parallelism DDP wraps the graphed module and averages the gradients after
-        each replay."""
+        ('auto': wherever nothing stands in the way, see graphed_step.py) allows. Data
+        parallel: eagerly through DDP; on graphs without it (DDP's gradient hooks would
+        run inside the captured backward): rank 0's state broadcast once, the gradients
+        averaged after each backward (``average_gradients``). Validation and checkpoints
+        use rank 0's model, whose buffers evolve as under DDP."""
         setting = runner_cfg.get("cuda_graph", "auto")
-        if setting is False:
-            return self.train_module
+        sync_bn = self.world_size > 1 and bool(self.cfg.get("sync_bn", False))
         obstacle = cuda_graph_obstacle(
             self.model,
             self.device,
-            sync_bn=self.world_size > 1 and bool(self.cfg.get("sync_bn", False)),
+            sync_bn=sync_bn,
             loss_scaling=self.scaler is not None,
             skip_nonfinite=self.skip_nonfinite,
             compiled=getattr(self.model, "_compiled_call_impl", None) is not None,
             detector=is_detector(self.model),
         )
-        if obstacle is None:
-            graphed = GraphedLosses(self.model, required=setting is True)
+        if setting is not False and obstacle is None:
             if self.world_size > 1:
-                # one DDP, over the graphed module (the eager one made at set-up goes)
-                self.train_module = wrap_ddp(graphed, self.device)[0]
-                self.execution_notes.append(
-                    "CUDA graphs of the forward and backward, DDP averaging the gradients "
-                    "after each replay"
+                broadcast_module_state(self.model)
+                self.gradient_sync = lambda: average_gradients(
+                    self.model.parameters(), self.world_size
                 )
-                return self.train_module
-            self.execution_notes.append("CUDA graphs of the forward and backward")
-            return graphed
+                self.execution_notes.append(
+                    "CUDA graphs of the forward and backward, gradients averaged over "
+                    f"{self.world_size} processes after each"
+                )
+            else:
+                self.execution_notes.append("CUDA graphs of the forward and backward")
+            return GraphedLosses(self.model, required=setting is True)
         if setting is True:
             raise BidlError(f"runner.cuda_graph=True cannot be met: {obstacle}")
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and setting is not False:
             self.execution_notes.append(f"eager step ({obstacle})")
+        if self.world_size > 1:
+            self.train_module, self.model = wrap_ddp(self.model, self.device, sync_bn)
         return self.train_module
 
     def _setup_text_log(self) -> None:
@@ -447,6 +456,8 @@ class EpochBasedRunner:
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
+        if self.gradient_sync is not None:
+            self.gradient_sync()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.grad_clip)
         if self.scaler is not None:
