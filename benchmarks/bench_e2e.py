@@ -211,6 +211,9 @@ def run_train(spec: str, cifar_root: Path, out: Path, emit, device: str, spy: fl
         iterations=len(records) and records[-1]["iter"] * records[-1]["epoch"],
         samples_per_s=statistics.median(r["samples_per_s"] for r in later) if later else None,
         data_wait=statistics.median(r["data_wait"] for r in later) if later else None,
+        host_data_wait=statistics.median(r.get("host_data_wait", r["data_wait"]) for r in later)
+        if later
+        else None,
         ms_per_iter=1e3 * statistics.median(r["time"] for r in later) if later else None,
         data_ms=1e3 * statistics.median(r["data_time"] for r in later) if later else None,
         memory_mib=max((r.get("memory", 0) for r in records), default=None),

@@ -101,8 +101,11 @@ def average_gradients(params, world_size: int) -> None:
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
         flat.div_(world_size)
-        for p, chunk in zip(group, flat.split([g.numel() for g in grads]), strict=True):
+        pieces = flat.split([g.numel() for g in grads])
+        chunks = [c.view(p.shape) for p, c in zip(group, pieces, strict=True)]
+        present = [(p.grad, c) for p, c in zip(group, chunks, strict=True) if p.grad is not None]
+        if present:  # one multi-tensor copy, not a launch per parameter
+            torch._foreach_copy_([g for g, _ in present], [c for _, c in present])
+        for p, chunk in zip(group, chunks, strict=True):
             if p.grad is None:
-                p.grad = chunk.view(p.shape).clone(memory_format=torch.preserve_format)
-            else:
-                p.grad.copy_(chunk.view(p.shape))
+                p.grad = chunk.clone()

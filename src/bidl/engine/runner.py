@@ -378,8 +378,8 @@ class EpochBasedRunner:
         warned = False
         with loader.reporting_worker_deaths():
             for inner, batch in enumerate(bar):
+                timing.data_ready()  # as mmengine: the device-side preparation is step time
                 batch = self.to_device(batch, "train")
-                timing.data_ready()
                 lrs = self.set_lr()
                 losses = self.train_step(batch, inner)  # on the device: read at log intervals
                 self.progress.add_loss(losses["loss"])
@@ -411,8 +411,9 @@ class EpochBasedRunner:
                     if speed["data_wait"] > DATA_WAIT_WARNING and not warned and inner > 0:
                         warned = True  # once an epoch
                         logger.warning(
-                            "waiting for data took %.0f %% of the last %d iterations; raise "
+                            "%s waiting for data %.0f %% of the last %d iterations; raise "
                             "data.workers_per_gpu (now %d) or lighten the data pipeline",
+                            "the GPU sat idle" if "gpu_data_wait" in speed else "the loop was",
                             100 * speed["data_wait"],
                             self.log_interval,
                             self.workers,
@@ -616,6 +617,8 @@ def _speed_text(speed: dict) -> dict:
         "data_time": f"{speed['data_time']:.4f}",
         "samples/s": f"{speed['samples_per_s']:.1f}",
     }
+    if "gpu_data_wait" in speed:
+        text["gpu_data_wait"] = f"{100 * speed['gpu_data_wait']:.1f} %"
     if "memory" in speed:
         text["memory"] = f"{speed['memory']} MiB"
     return text
