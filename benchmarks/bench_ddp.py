@@ -90,6 +90,14 @@ def _worker(rank, world, port, args, out):
     torch.cuda.synchronize()
     dist.barrier()
     seconds = time.perf_counter() - start
+    averaging_ms = None
+    if sync is not None:  # the gradient averaging alone, between device waits
+        torch.cuda.synchronize()
+        begin = time.perf_counter()
+        for _ in range(args.steps):
+            sync()
+        torch.cuda.synchronize()
+        averaging_ms = round(1000 * (time.perf_counter() - begin) / args.steps, 3)
     if rank == 0:
         record = {
             "config": args.config,
@@ -98,6 +106,7 @@ def _worker(rank, world, port, args, out):
             "sync_bn": args.sync_bn,
             "cuda_graph": not (args.eager or args.sync_bn),
             "ms_per_step": round(1000 * seconds / args.steps, 2),
+            "averaging_ms": averaging_ms,
             "samples_per_s": round(world * batch * args.steps / seconds, 1),
         }
         with open(out, "w") as handle:
