@@ -93,6 +93,12 @@ def fused_lif_applies(cell, x_seq: torch.Tensor) -> bool:
         return False
     if cell.norm is not None or (cell.training and cell.noise > 0):
         return False
+    return _kernel_cell(cell, x_seq)
+
+
+def _kernel_cell(cell, x_seq: torch.Tensor) -> bool:
+    """What both plain-LIF kernels need of the cell: a built-in surrogate, float32 soma
+    parameters, and a state (if any) shaped like one step."""
     if type(cell.spike_fn) not in _SURROGATE_CODES:
         return False
     if any(getattr(cell, key).dtype != torch.float32 for key in _SOMA_NAMES):
@@ -186,19 +192,11 @@ def noisy_lif_applies(cell, x_seq: torch.Tensor) -> bool:
         return False
     if x_seq.dtype != torch.float32 or x_seq.dim() < 4 or math.prod(x_seq.shape[3:]) < 2:
         return False
-    if type(cell.spike_fn) not in _SURROGATE_CODES:
-        return False
-    if any(getattr(cell, key).dtype != torch.float32 for key in _SOMA_NAMES):
-        return False
     if cell.soma_params == "channel_share" and cell.channel_dim not in (1, -(x_seq.dim() - 2)):
         return False
     if _noise_planes(x_seq, _dense_order(x_seq)) is None:
         return False
-    if cell.state is not None:
-        v = cell.state.get("v")
-        if v is None or v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype:
-            return False
-    return True
+    return _kernel_cell(cell, x_seq)
 
 
 def noisy_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:

@@ -21,40 +21,17 @@ import torch
 import triton
 import triton.language as tl
 
-from .lif_triton import lif_backward
+from .bn_lif_triton import _per_channel
+from .lif_triton import fire, lif_backward
 
 CHUNK = 8192  # elements of a plane block in one tile
 MIN_PROGRAMS = 264  # two per H100 multiprocessor: fewer channels a program below that
 
 
 @triton.jit
-def _channel_soma(ptr, c, cmask, PER_CHANNEL: tl.constexpr):
-    if PER_CHANNEL:
-        value = tl.load(ptr + c, mask=cmask, other=0.0)
-    else:
-        value = tl.load(ptr + c * 0, mask=cmask, other=0.0)
-    return value
-
-
-@triton.jit
 def _fire(h, seed, offs, scale, alpha, beta, theta, v_0, OUTPUT: tl.constexpr):
-    """Noise, fire, reset, leak: ``(output, new membrane)``."""
-    n = h + tl.randn(seed, offs) * scale[None, :]
-    u = n - theta
-    fired = u > 0.0  # fire
-    reset = tl.where(fired, v_0, n)  # reset
-    membrane = alpha * reset + beta  # leak
-    if OUTPUT == 0:
-        out = h
-    elif OUTPUT == 1:
-        out = u
-    elif OUTPUT == 2:
-        out = reset
-    elif OUTPUT == 3:
-        out = membrane
-    else:
-        out = fired.to(tl.float32)
-    return out, membrane
+    """Add the noise (no gradient through it), then fire, reset and leak."""
+    return fire(h, h + tl.randn(seed, offs) * scale[None, :], alpha, beta, theta, v_0, OUTPUT)
 
 
 @triton.jit
@@ -81,10 +58,10 @@ def _noisy_lif_forward_kernel(
     cmask = c < channels
     base = sample.to(tl.int64) * channels * spatial + c * stride_c
     s_range = tl.arange(0, BS)[:, None]
-    alpha = _channel_soma(alpha_ptr, c, cmask, PER_CHANNEL)
-    beta = _channel_soma(beta_ptr, c, cmask, PER_CHANNEL)
-    theta = _channel_soma(theta_ptr, c, cmask, PER_CHANNEL)
-    v_0 = _channel_soma(v0_ptr, c, cmask, PER_CHANNEL)
+    alpha = _per_channel(alpha_ptr, c, cmask, PER_CHANNEL)
+    beta = _per_channel(beta_ptr, c, cmask, PER_CHANNEL)
+    theta = _per_channel(theta_ptr, c, cmask, PER_CHANNEL)
+    v_0 = _per_channel(v0_ptr, c, cmask, PER_CHANNEL)
     seed = tl.load(seed_ptr)
     scale_at = sample * channels + cvec
     if SINGLE:  # the plane block fits one tile: the membrane stays in registers

@@ -60,6 +60,27 @@ def _block_start(state_ptr, alpha_ptr, beta_ptr, theta_ptr, v0_ptr, numel, inner
 
 
 @triton.jit
+def fire(h, n, alpha, beta, theta, v_0, OUTPUT: tl.constexpr):
+    """Fire where ``n`` (the membrane ``h``, or ``h`` plus training noise) exceeds theta,
+    reset to ``v_0`` there, leak: ``(the output OUTPUT picks, the new membrane)``."""
+    u = n - theta
+    fired = u > 0.0  # fire
+    reset = tl.where(fired, v_0, n)  # reset
+    membrane = alpha * reset + beta  # leak
+    if OUTPUT == 0:
+        out = h
+    elif OUTPUT == 1:
+        out = u
+    elif OUTPUT == 2:
+        out = reset
+    elif OUTPUT == 3:
+        out = membrane
+    else:
+        out = fired.to(tl.float32)
+    return out, membrane
+
+
+@triton.jit
 def _lif_forward_kernel(
     x_ptr, v_init_ptr, alpha_ptr, beta_ptr, theta_ptr, v0_ptr,
     out_ptr, h_ptr, v_last_ptr,
@@ -80,20 +101,7 @@ def _lif_forward_kernel(
         next_t = t + 1 - (t + 1) // steps
         x_next = tl.load(x_ptr + next_t * numel + offs, mask=mask, other=0.0)
         h = x + membrane  # integrate
-        u = h - theta
-        fired = u > 0.0  # fire
-        reset = tl.where(fired, v_0, h)  # reset
-        membrane = alpha * reset + beta  # leak
-        if OUTPUT == 0:
-            out = h
-        elif OUTPUT == 1:
-            out = u
-        elif OUTPUT == 2:
-            out = reset
-        elif OUTPUT == 3:
-            out = membrane
-        else:
-            out = fired.to(tl.float32)
+        out, membrane = fire(h, h, alpha, beta, theta, v_0, OUTPUT)
         tl.store(out_ptr + idx, out, mask=mask)
         if SAVE_H:
             tl.store(h_ptr + idx, h, mask=mask)
