@@ -28,6 +28,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules import module as nn_module
 
 from ..registry import BidlError
+from .kernels import triton_available, triton_sequence_batch_norm
 
 #: the exact classes (subclasses such as SyncBatchNorm may do more) and the dimensions of
 #: one step's input each accepts
@@ -193,8 +194,6 @@ def triton_fits(bn: nn.Module, x_seq: torch.Tensor) -> bool:
     layout ``step_layout`` knows, float32 parameters and running statistics."""
     if not x_seq.is_cuda or x_seq.dtype not in _TRITON_INPUTS or torch.compiler.is_compiling():
         return False
-    from .kernels import triton_available
-
     if not triton_available():
         return False
     tensors = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
@@ -212,9 +211,7 @@ def sequence_batch_norm(bn: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
     if problem is not None:
         raise BidlError(f"sequence_batch_norm: {problem}")
     if triton_fits(bn, x_seq):
-        from .kernels.sequence_bn_triton import sequence_batch_norm_triton
-
-        return sequence_batch_norm_triton(bn, x_seq, step_layout(x_seq))
+        return triton_sequence_batch_norm(bn, x_seq, step_layout(x_seq))
     dims = (1, *range(3, x_seq.dim()))
     count = math.prod(x_seq.shape[d] for d in dims)
     compute = torch.promote_types(x_seq.dtype, torch.float32)

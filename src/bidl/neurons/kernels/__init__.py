@@ -331,6 +331,14 @@ def bn_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     return out.view(sizes).permute(inverse)
 
 
+def triton_sequence_batch_norm(bn, x_seq: torch.Tensor, layout) -> torch.Tensor:
+    """``sequence_batch_norm`` by its Triton kernels (``sequence_bn_triton``; the caller
+    checks that they fit)."""
+    from .sequence_bn_triton import sequence_batch_norm_triton
+
+    return sequence_batch_norm_triton(bn, x_seq, layout)
+
+
 def fused_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor | None:
     """All steps of ``cell`` (a plain ``Lif``) on ``x_seq`` through the fastest path that
     computes what its reference loop would, or None when none does. Hooks on the spike
@@ -366,4 +374,5 @@ __all__ = [
     "norm_lif_applies",
     "set_fused_kernels",
     "triton_available",
+    "triton_sequence_batch_norm",
 ]
