@@ -11,9 +11,8 @@ What the graphs need, and what 'auto' checks before it tries: a CUDA device, no 
 (its collectives run inside the forward), no float16 loss scaling (its step reads the
 scale on the host), no per-step finiteness check (``skip_nonfinite`` reads the loss on the
 host), no ``torch.compile`` (it manages its own graphs), no module hooks, not a detector
-(its targets change size every batch). Data-parallel training wraps ``GraphedLosses`` in
-DDP: the graphed backward is one autograd node that hands every parameter its gradient,
-after which DDP's gradient hooks run eagerly, outside the graph, and average them. Inputs of a
+(its targets change size every batch). Data-parallel runs average the gradients after the
+replayed backward themselves (``distributed.average_gradients``), without DDP. Inputs of a
 new shape or dtype (mixup targets turned off, a smaller batch) get a graph of their own,
 at most ``MAX_GRAPHS``; then that input runs eagerly. A capture that fails (a host
 synchronisation inside the model, an operation CUDA graphs refuse) falls back to the
@@ -100,7 +99,7 @@ class _LossTuple(nn.Module):
 class GraphedLosses(nn.Module):
     """The training module: ``losses = graphed(img, target)``; ``backward`` of the returned
     loss replays the recorded backward. Falls back to ``module`` where it must. A module
-    itself, so that DDP can wrap it (its parameters are ``module``'s)."""
+    itself (its parameters are ``module``'s)."""
 
     def __init__(self, module: nn.Module, required: bool = False):
         super().__init__()

@@ -158,8 +158,8 @@ class EpochBasedRunner:
     def graphed_forward(self, runner_cfg: dict):
         """The training module, replayed from CUDA graphs where ``runner.cuda_graph``
         ('auto': wherever nothing stands in the way, see graphed_step.py) allows. Data
-        parallel: eagerly through DDP; on graphs without it (DDP's gradient hooks would
-        run inside the captured backward): rank 0's state broadcast once, the gradients
+        parallel: eagerly through DDP; on graphs without it (DDP around the graphed step
+        failed on 2 H100s, benchmarks/RESULTS.md): rank 0's state broadcast once, the gradients
         averaged after each backward (``average_gradients``). Validation and checkpoints
         use rank 0's model, whose buffers evolve as under DDP."""
         setting = runner_cfg.get("cuda_graph", "auto")
