@@ -199,6 +199,19 @@ def test_damaged_converted_npz(tmp_path_factory, data):
     check_legacy(path, read_bidl_npz)
 
 
+def test_a_zip_version_python_cannot_read_is_one_error(tmp_path):
+    """An .npz whose central directory asks for zip version 6.4 (found by the fuzz test:
+    zipfile raised NotImplementedError from the size check before the reader ran)."""
+    data = bytearray(_npz_bytes(legacy_data()))
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6 : entry + 8] = (64).to_bytes(2, "little")  # version needed to extract
+    path = tmp_path / "train.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(BidlError) as caught:
+        read_bidl_npz(path)
+    assert str(path) in str(caught.value) and "6.4" in str(caught.value)
+
+
 VALUES = st.none() | st.integers(-300, 300) | st.text(max_size=3) | st.floats()
 LISTS = st.lists(VALUES | st.lists(st.integers(-2, 300), max_size=5), max_size=4)
 

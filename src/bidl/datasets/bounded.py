@@ -88,8 +88,8 @@ def check_npz_limits(path, max_elements: int | None = None, error=BidlError) -> 
             return
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return  # the reader reports it
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        return  # the reader reports it (NotImplementedError: a zip version Python lacks)
     with archive:
         for member in archive.infolist():
             ratio = 1 if member.compress_type == zipfile.ZIP_STORED else DEFLATE_RATIO

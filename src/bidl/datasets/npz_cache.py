@@ -28,7 +28,15 @@ def read_npz(path: Path, keys, what: str, fix: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in keys}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        EOFError,
+        NotImplementedError,  # a zip version or compression Python lacks
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as err:
         raise BidlError(f"{what}: cannot read {path} ({err}); {fix}") from None
 
 
