@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from .bn_lif_triton import _per_channel
-from .lif_triton import fire, lif_backward
+from .lif_triton import fire, lif_backward, soma_gradients
 
 CHUNK = 8192  # elements of a plane block in one tile
 MIN_PROGRAMS = 264  # two per H100 multiprocessor: fewer channels a program below that
@@ -216,15 +216,9 @@ class NoisyLifFunction(torch.autograd.Function):
             grad_params=grad_params,
             noise=(seed, scale, channels, spatial, stride_c),
         )
-        param_grads = [None] * 4
-        if grad_params:
-            if flat[0].numel() > 1:  # per-neuron sums -> per channel
-                reduced = _per_channel_sums(sums, batch, channels, spatial, stride_c)
-            else:
-                reduced = sums.sum(dim=1, keepdim=True)
-            for k, shape in enumerate(ctx.param_shapes):
-                if needs[2 + k]:
-                    param_grads[k] = reduced[k].reshape(shape)
+        param_grads = soma_gradients(
+            ctx, sums, lambda: _per_channel_sums(sums, batch, channels, spatial, stride_c)
+        )
         return (grad_x if needs[0] else None), grad_init, *param_grads, None
 
 

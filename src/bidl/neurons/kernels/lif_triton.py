@@ -298,14 +298,22 @@ class FusedLifFunction(torch.autograd.Function):
             grad_v_init=needs[1],
             grad_params=grad_params,
         )
-        param_grads = [None] * 4
-        if grad_params:
-            channels = flat[0].numel()
-            if channels > 1:  # [4, batch, C, inner] -> [4, C]
-                reduced = sums.view(4, batch, channels, inner).sum(dim=(1, 3))
-            else:
-                reduced = sums.sum(dim=1, keepdim=True)
-            for k, shape in enumerate(ctx.param_shapes):
-                if needs[2 + k]:
-                    param_grads[k] = reduced[k].reshape(shape)
+        channels = flat[0].numel()
+        param_grads = soma_gradients(  # [4, batch, C, inner] -> [4, C]
+            ctx, sums, lambda: sums.view(4, batch, channels, inner).sum(dim=(1, 3))
+        )
         return (grad_x if needs[0] else None), grad_init, *param_grads, None
+
+
+def soma_gradients(ctx, sums, per_channel) -> list:
+    """The gradients of ``(alpha, beta, theta, v_0)`` from the backward kernel's per-neuron
+    ``sums`` ``[4, N]`` (None where not wanted): summed over all neurons for shared
+    parameters, by ``per_channel()`` (``[4, C]``) for per-channel ones."""
+    grads = [None] * 4
+    if sums is None:
+        return grads
+    reduced = per_channel() if ctx.param_shapes[0].numel() > 1 else sums.sum(1, keepdim=True)
+    for k, shape in enumerate(ctx.param_shapes):
+        if ctx.needs_input_grad[2 + k]:
+            grads[k] = reduced[k].reshape(shape)
+    return grads
