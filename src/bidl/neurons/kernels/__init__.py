@@ -110,6 +110,19 @@ def _kernel_cell(cell, x_seq: torch.Tensor) -> bool:
     return True
 
 
+def _restore_layout(cell, out, v_last, laid_shape, order: list[int]) -> torch.Tensor:
+    """A kernel's flat results back in ``x_seq``'s dim order: the last membrane into
+    ``cell.state``, the output (through the analog activation, if any) returned."""
+    step_order = [d - 1 for d in order[1:]]
+    step_inverse = sorted(range(len(step_order)), key=step_order.__getitem__)
+    cell.state = {"v": v_last.view(laid_shape[1:]).permute(step_inverse)}
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    out = out.view(laid_shape).permute(inverse)
+    if cell.mode != "spike" and cell._activation is not None:
+        out = cell._activation(out)
+    return out
+
+
 def fused_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     """All ``T`` steps of ``cell`` (a ``Lif``) on ``x_seq`` ``[T, B, ...]`` in one kernel.
 
@@ -119,7 +132,6 @@ def fused_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     from .lif_triton import FusedLifFunction, lif_forward
 
     order = _dense_order(x_seq)
-    inverse = sorted(range(len(order)), key=order.__getitem__)
     laid_out = x_seq.permute(order).contiguous()  # a view unless no dense order exists
     x = laid_out.view(laid_out.shape[0], math.prod(laid_out.shape[1:]))
     step_order = [d - 1 for d in order[1:]]
@@ -146,12 +158,7 @@ def fused_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
             flat = tuple(p.detach().reshape(-1).contiguous() for p in params)
             v0 = None if v_init is None else v_init.detach()
             out, _, v_last = lif_forward(x.detach(), v0, flat, inner, output, save_h=False)
-    step_inverse = sorted(range(len(step_order)), key=step_order.__getitem__)
-    cell.state = {"v": v_last.view(laid_out.shape[1:]).permute(step_inverse)}
-    out = out.view(laid_out.shape).permute(inverse)
-    if cell.mode != "spike" and cell._activation is not None:
-        out = cell._activation(out)
-    return out
+    return _restore_layout(cell, out, v_last, laid_out.shape, order)
 
 
 def _hooked(module) -> bool:
@@ -206,7 +213,6 @@ def noisy_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     from .lif_noise_triton import NoisyLifFunction
 
     order = _dense_order(x_seq)
-    inverse = sorted(range(len(order)), key=order.__getitem__)
     laid_out = x_seq.permute(order)  # contiguous: _noise_planes found a dense order
     steps, batch, channels = x_seq.shape[:3]
     spatial = math.prod(x_seq.shape[3:])
@@ -227,12 +233,7 @@ def noisy_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     device = torch.cuda.device(x.device) if x.is_cuda else nullcontext()
     with device:
         out, v_last = NoisyLifFunction.apply(x, v_init, *params, layout)
-    step_inverse = sorted(range(len(step_order)), key=step_order.__getitem__)
-    cell.state = {"v": v_last.view(laid_out.shape[1:]).permute(step_inverse)}
-    out = out.view(laid_out.shape).permute(inverse)
-    if cell.mode != "spike" and cell._activation is not None:
-        out = cell._activation(out)
-    return out
+    return _restore_layout(cell, out, v_last, laid_out.shape, order)
 
 
 def norm_lif_applies(cell, x_seq: torch.Tensor) -> bool:
@@ -302,7 +303,6 @@ def bn_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     from .bn_lif_triton import BnLifFunction
 
     order = _dense_order(x_seq)
-    inverse = sorted(range(len(order)), key=order.__getitem__)
     laid_out = x_seq.permute(order).contiguous()  # a view unless no dense order exists
     sizes = list(laid_out.shape)
     position = order.index(2)  # the channel dim of [T, B, C, ...]
@@ -328,6 +328,7 @@ def bn_lif_multi_step(cell, x_seq: torch.Tensor) -> torch.Tensor:
     step_order = [d - 1 for d in order[1:]]
     step_inverse = sorted(range(len(step_order)), key=step_order.__getitem__)
     cell.state = {"v": v_last.view(sizes[1:]).permute(step_inverse)}
+    inverse = sorted(range(len(order)), key=order.__getitem__)
     return out.view(sizes).permute(inverse)
 
 
